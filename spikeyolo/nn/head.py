@@ -1,0 +1,66 @@
+"""SpikeDetect: the ultralytics ``Detect`` head with spiking branches and a mean over time."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from ultralytics.nn.modules.block import DFL
+from ultralytics.nn.modules.head import Detect
+
+from .conv import SpikeConv, SpikeConvWithoutBN
+
+
+class SpikeDetect(Detect):
+    """Decoupled YOLOv8 head whose branches are SpikeConv 3×3 → SpikeConv 3×3 → SpikeConvWithoutBN 1×1.
+
+    Inputs are the pyramid levels ``[T, B, C_i, H_i, W_i]``; each branch output is averaged over T,
+    giving the stock ``[B, 4·reg_max + nc, H_i, W_i]`` maps, after which everything (anchors, DFL
+    decoding, loss, NMS) is ultralytics' own.
+
+    Args:
+        nc: number of classes.
+        ch: input channels of the pyramid levels.
+    """
+
+    legacy = True  # pinned: parse_model-style globals must not flip this head's layout
+
+    def __init__(self, nc: int = 80, ch: tuple[int, ...] | list[int] = ()):
+        nn.Module.__init__(self)
+        self.nc = nc
+        self.nl = len(ch)
+        self.reg_max = 16
+        self.no = nc + self.reg_max * 4
+        self.stride = torch.zeros(self.nl)
+        c2, c3 = max((16, ch[0] // 4, self.reg_max * 4)), max(ch[0], min(self.nc, 100))
+        self.cv2 = nn.ModuleList(
+            nn.Sequential(SpikeConv(x, c2, 3), SpikeConv(c2, c2, 3), SpikeConvWithoutBN(c2, 4 * self.reg_max, 1))
+            for x in ch
+        )
+        self.cv3 = nn.ModuleList(
+            nn.Sequential(SpikeConv(x, c3, 3), SpikeConv(c3, c3, 3), SpikeConvWithoutBN(c3, self.nc, 1)) for x in ch
+        )
+        self.dfl = DFL(self.reg_max)
+
+    def forward_head(
+        self, x: list[torch.Tensor], box_head: nn.Module | None = None, cls_head: nn.Module | None = None
+    ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """Branch outputs averaged over T: ``boxes [B, 4·reg_max, A]``, ``scores [B, nc, A]``, ``feats``.
+
+        ``feats`` are the per-level T-averaged maps ``[B, no, H_i, W_i]`` (the reference's
+        training-mode output), which the stock loss and anchor code read shapes from.
+        """
+        if box_head is None or cls_head is None:
+            return {}
+        maps = [torch.cat((box_head[i](x[i]).mean(0), cls_head[i](x[i]).mean(0)), 1) for i in range(self.nl)]
+        bs = maps[0].shape[0]
+        flat = torch.cat([m.view(bs, self.no, -1) for m in maps], -1)
+        boxes, scores = flat.split((4 * self.reg_max, self.nc), 1)
+        return {"boxes": boxes, "scores": scores, "feats": maps}
+
+    def bias_init(self) -> None:
+        """Reference initialisation: box bias 1.0, class bias ``log(5 / nc / (640 / stride)²)``."""
+        for a, b, s in zip(self.cv2, self.cv3, self.stride):
+            a[-1].conv.bias.data[:] = 1.0
+            b[-1].conv.bias.data[: self.nc] = math.log(5 / self.nc / (640 / s) ** 2)

@@ -1,0 +1,76 @@
+"""SpikeDetectionModel: an ultralytics ``DetectionModel`` built by the SpikeYOLO parser."""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from pathlib import Path
+
+import torch
+from spikingjelly.activation_based import base
+from ultralytics.nn.tasks import DetectionModel
+from ultralytics.utils import LOGGER
+from ultralytics.utils.torch_utils import initialize_weights
+
+from ..cfg import load_model_yaml
+from .head import SpikeDetect
+from .parse import parse_model
+
+
+class SpikeDetectionModel(DetectionModel):
+    """A spiking YOLO detector; everything but construction and the forward reset is stock.
+
+    Args:
+        cfg: model YAML path or packaged name (``"snn_yolov8s.yaml"``) or a parsed dict.
+        ch: input channels.
+        nc: number of classes, overriding the YAML.
+        verbose: print the layer table and summary.
+
+    Input ``[B, ch, H, W]`` images (or ``[B, T, ch, H, W]`` event frames); H and W multiples of 32.
+    """
+
+    def __init__(self, cfg: str | Path | dict = "snn_yolov8n.yaml", ch: int = 3, nc: int | None = None, verbose: bool = True):
+        torch.nn.Module.__init__(self)  # DetectionModel.__init__ would build with ultralytics' parser
+        self.yaml = load_model_yaml(cfg)
+        self.yaml["channels"] = ch
+        if nc and nc != self.yaml["nc"]:
+            LOGGER.info(f"Overriding model.yaml nc={self.yaml['nc']} with nc={nc}")
+            self.yaml["nc"] = nc
+        self.model, self.save = parse_model(deepcopy(self.yaml), ch=ch, verbose=verbose)
+        self.names = {i: f"{i}" for i in range(self.yaml["nc"])}
+        self.inplace = self.yaml.get("inplace", True)
+        head = self.model[-1]
+        head.inplace = self.inplace
+        self.stride = head.stride = self._probe_strides(ch)
+        head.bias_init()
+        initialize_weights(self)
+        if verbose:
+            self.info()
+            LOGGER.info("")
+
+    def _probe_strides(self, ch: int, size: int = 256) -> torch.Tensor:
+        """Strides of the pyramid levels from a no-grad forward of zeros (BN statistics untouched)."""
+        head: SpikeDetect = self.model[-1]
+        self.model.eval()
+        head.training = True  # the head returns raw maps in training mode
+        with torch.no_grad():
+            feats = self.forward(torch.zeros(1, ch, size, size))["feats"]
+        self.model.train()
+        return torch.tensor([size / f.shape[-2] for f in feats])
+
+    def _predict_once(self, x, profile=False, embed=None):
+        """Stock forward with every neuron's membrane reset before and after (no state leaks out)."""
+        self.reset_neurons()
+        try:
+            return super()._predict_once(x, profile, embed)
+        finally:
+            self.reset_neurons()
+
+    def reset_neurons(self) -> None:
+        """Reset every spikingjelly memory module.
+
+        Same effect as ``functional.reset_net`` but without its module-list cache, which goes stale
+        when layers are swapped after the first forward (``load`` rebuilding a head branch, fusion).
+        """
+        for m in self.modules():
+            if isinstance(m, base.MemoryModule):
+                m.reset()

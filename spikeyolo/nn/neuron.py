@@ -1,0 +1,111 @@
+"""The I-LIF neuron: integer-valued leaky integrate-and-fire, as trained by SpikeYOLO.
+
+Dynamics per time step t (``v`` is the membrane potential after reset, ``v_{-1} = 0``)::
+
+    u_t = decay · v_{t-1} + input_scale · x_t
+    s_t = round(clamp(u_t, 0, D))            # integer count 0..D, round half to even
+    v_t = u_t − stopgrad(s_t)                 # soft reset by the emitted count
+
+With ``decay=0.25, input_scale=1`` this is the COCO neuron of the reference
+(``u_t = 0.25·(u_{t-1} − s_{t-1}) + x_t``); with ``decay=0.5, input_scale=0.5`` it is the
+Gen1 neuron (spikingjelly LIF with tau 2 and a patched firing function). The backward pass is
+a straight-through estimator inside the closed window ``[0, D]``; the reset path is detached,
+the leak path is not (BPTT through the membrane).
+"""
+
+from __future__ import annotations
+
+import torch
+from spikingjelly.activation_based import base
+
+__all__ = ["ILIF", "quantize_count"]
+
+
+class _IntegerCount(torch.autograd.Function):
+    """round(clamp(u, 0, D)) with a window straight-through gradient.
+
+    Only a 1-byte mask is kept for backward, not the float input.
+    """
+
+    @staticmethod
+    def forward(ctx, u: torch.Tensor, max_count: int) -> torch.Tensor:
+        ctx.save_for_backward((u >= 0) & (u <= max_count))
+        return torch.round(torch.clamp(u, 0, max_count))
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        (inside,) = ctx.saved_tensors
+        return grad_output * inside, None
+
+
+def quantize_count(u: torch.Tensor, max_count: int) -> torch.Tensor:
+    """Integer spike count ``round(clamp(u, 0, max_count))``, any shape, same dtype as ``u``.
+
+    Uses the straight-through autograd function only when a gradient is needed, so inference
+    traces to plain ``Clip``/``Round`` operations (ONNX export, ``torch.jit.trace``).
+    """
+    if torch.is_grad_enabled() and u.requires_grad:
+        return _IntegerCount.apply(u, max_count)
+    return torch.round(torch.clamp(u, 0, max_count))
+
+
+class ILIF(base.MemoryModule):
+    """Integer LIF neuron, a spikingjelly ``MemoryModule``.
+
+    Args:
+        max_count: D, the largest integer the neuron emits per time step (4 in SpikeYOLO).
+        decay: membrane leak β applied to the post-reset potential (0.25 COCO, 0.5 Gen1).
+        input_scale: factor on the input current (1 COCO, 0.5 Gen1).
+        step_mode: ``"m"`` (input ``[T, ...]``, default, as used by the SpikeYOLO blocks) or
+            ``"s"`` (one step ``[...]`` per call, state kept until ``functional.reset_net``).
+
+    The membrane state ``v`` is a spikingjelly memory, so ``functional.reset_net`` resets it and
+    monitors hook the module as usual. The detection model resets every neuron before and after
+    each forward pass, which reproduces the reference's state-free per-forward behaviour and keeps
+    the module safe to deep-copy (no tensor attached to an autograd graph survives a forward).
+    """
+
+    def __init__(self, max_count: int = 4, decay: float = 0.25, input_scale: float = 1.0, step_mode: str = "m"):
+        super().__init__()
+        if not isinstance(max_count, int) or isinstance(max_count, bool) or max_count < 1:
+            raise ValueError(f"ILIF max_count (D) must be a positive integer, got {max_count!r}")
+        self.max_count = max_count
+        self.decay = float(decay)
+        self.input_scale = float(input_scale)
+        self.register_memory("v", 0.0)
+        self.step_mode = step_mode
+
+    @property
+    def D(self) -> int:  # noqa: N802 - the paper's name for the maximum count
+        """The maximum integer count per time step."""
+        return self.max_count
+
+    def extra_repr(self) -> str:
+        return f"D={self.max_count}, decay={self.decay}, input_scale={self.input_scale}, step_mode={self.step_mode}"
+
+    def _charge(self, x: torch.Tensor, v: torch.Tensor | float) -> torch.Tensor:
+        current = x if self.input_scale == 1.0 else x * self.input_scale
+        if isinstance(v, float) and v == 0.0:  # fresh state: skip the leak term (bit-identical, faster)
+            return current
+        return self.decay * v + current
+
+    def single_step_functional_forward(self, inputs, states, **kwargs):
+        """One step: ``x [N, ...]`` and state ``v`` → ``(count [N, ...],), (v_next,)``."""
+        u = self._charge(inputs[0], states[0])
+        s = quantize_count(u, self.max_count)
+        return (s,), (u - s.detach(),)
+
+    def multi_step_functional_forward(self, inputs, states, **kwargs):
+        """All steps: ``x [T, N, ...]`` → ``(counts [T, N, ...],), (v_T,)``."""
+        x_seq, v = inputs[0], states[0]
+        if x_seq.shape[0] == 1:
+            u = self._charge(x_seq[0], v)
+            s = quantize_count(u, self.max_count)
+            return (s.unsqueeze(0),), (u - s.detach(),)
+        counts = []
+        for x in x_seq:
+            u = self._charge(x, v)
+            s = quantize_count(u, self.max_count)
+            v = u - s.detach()
+            counts.append(s)
+        return (torch.stack(counts),), (v,)
