@@ -23,18 +23,28 @@ class ModelConfigError(ValueError):
 
 
 def resolve_model_cfg(cfg: str | Path) -> Path:
-    """Path of a model YAML: an existing file as given, else a packaged one.
+    """Absolute path naming a model config: an existing file as given, else a packaged model.
 
-    ``snn_yolov8n.yaml`` resolves to the packaged ``snn_yolov8.yaml`` (scale ``n``).
+    The returned name keeps the scale letter (``.../models/snn_yolov8n.yaml``) even though the
+    packaged file is the unscaled ``snn_yolov8.yaml``; :func:`model_yaml_file` finds the file.
+
+    Raises:
+        FileNotFoundError: neither a file nor a packaged model.
     """
-    path = Path(cfg)
+    path = Path(cfg).expanduser()
     if path.is_file():
         return path.resolve()
-    for candidate in (MODELS_DIR / path.name, MODELS_DIR / _unscaled_name(path)):
-        if candidate.is_file():
-            return candidate
+    packaged = MODELS_DIR / path.name
+    if packaged.is_file() or (MODELS_DIR / _unscaled_name(path)).is_file():
+        return packaged
     available = sorted(p.name for p in MODELS_DIR.glob("*.yaml"))
     raise FileNotFoundError(f"model config '{cfg}' not found (not a file, not a packaged model; packaged: {available})")
+
+
+def model_yaml_file(cfg: str | Path) -> Path:
+    """The file to read for a model config name (the unscaled packaged file for a scaled name)."""
+    path = resolve_model_cfg(cfg)
+    return path if path.is_file() else MODELS_DIR / _unscaled_name(path)
 
 
 def _unscaled_name(path: Path) -> str:
@@ -57,7 +67,7 @@ def load_model_yaml(cfg: str | Path | dict) -> dict:
     """
     if isinstance(cfg, dict):
         return dict(cfg)
-    path = resolve_model_cfg(cfg)
+    path = model_yaml_file(cfg)
     try:
         d = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as e:
@@ -71,5 +81,5 @@ def load_model_yaml(cfg: str | Path | dict) -> dict:
     if requested and "scales" in d and requested not in d["scales"]:
         raise ModelConfigError(f"model config '{cfg}': scale '{requested}' not in {list(d['scales'])}")
     d["scale"] = requested or d.get("scale")
-    d["yaml_file"] = Path(cfg).name if not Path(cfg).is_file() else str(cfg)
+    d["yaml_file"] = str(resolve_model_cfg(cfg))
     return d

@@ -512,8 +512,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             overwrite=args.overwrite,
             progress=not args.no_progress,
         )
-    except (ValueError, FileExistsError) as error:
+    except ValueError as error:
         parser.error(str(error))
+    except FileExistsError as error:
+        parser.error(f"{error} (on the command line: --overwrite)")
     print(data_yaml)
 
 

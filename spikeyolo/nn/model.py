@@ -58,7 +58,18 @@ class SpikeDetectionModel(DetectionModel):
         return torch.tensor([size / f.shape[-2] for f in feats])
 
     def _predict_once(self, x, profile=False, embed=None):
-        """Stock forward with every neuron's membrane reset before and after (no state leaks out)."""
+        """Stock forward with every neuron's membrane reset before and after (no state leaks out).
+
+        Raises:
+            ValueError: H or W is not a multiple of the largest stride (32): the pyramid levels
+                would not line up at the concatenations.
+        """
+        stride = int(self.stride.max()) if isinstance(getattr(self, "stride", None), torch.Tensor) else 32
+        if x.shape[-1] % stride or x.shape[-2] % stride:
+            raise ValueError(
+                f"input size {tuple(x.shape[-2:])} is not a multiple of the model stride {stride}; "
+                f"resize or letterbox to e.g. {tuple(-(-d // stride) * stride for d in x.shape[-2:])}"
+            )
         self.reset_neurons()
         try:
             return super()._predict_once(x, profile, embed)

@@ -1,0 +1,24 @@
+# Fresh machine: `make demo` (train + evaluate on the bundled data) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) train.py project=runs/demo name=train exist_ok=True
+	$(PY) test.py model=runs/demo/train/weights/best.pt project=runs/demo name=test exist_ok=True
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs

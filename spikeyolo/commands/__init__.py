@@ -1,0 +1,1 @@
+"""Entry points behind ``train.py`` and ``test.py`` (``key=value`` arguments, like ``yolo``)."""

@@ -1,0 +1,1 @@
+"""ultralytics engine pieces for SpikeYOLO: the Model subclass and the trainer."""

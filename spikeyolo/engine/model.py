@@ -1,0 +1,65 @@
+"""SpikeYOLO: the user-facing model, an ultralytics ``Model`` with its own task map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+from ultralytics.engine.model import Model
+from ultralytics.models.yolo.detect import DetectionPredictor, DetectionValidator
+
+from ..cfg import load_model_yaml, resolve_model_cfg
+from ..nn.model import SpikeDetectionModel
+from ..nn.neuron import ILIF
+from .trainer import SpikeDetectionTrainer
+
+
+def _check_checkpoint_file(path: str) -> None:
+    """Refuse a missing or empty file before ultralytics tries to download or unpickle it."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint '{path}' not found")
+    if p.stat().st_size == 0:
+        raise TypeError(f"checkpoint '{path}' is empty")
+
+
+class SpikeYOLO(Model):
+    """A SpikeYOLO detector with the ultralytics API: ``train``, ``val``, ``predict``, ``export``.
+
+    Args:
+        model: a model YAML (a path, or a packaged name such as ``"snn_yolov8s.yaml"``) or a
+            checkpoint ``.pt`` written by this package.
+        task: only ``"detect"``.
+        verbose: print the model summary.
+
+    Raises:
+        FileNotFoundError: the YAML or checkpoint does not exist.
+        TypeError: the file is empty, truncated, not a checkpoint, or holds a non-spiking model.
+        ModelConfigError: the YAML is malformed or names unknown modules / wrong arguments.
+    """
+
+    def __init__(self, model: str | Path = "snn_yolov8n.yaml", task: str | None = None, verbose: bool = False):
+        name = str(model).strip()
+        if name.lower().endswith((".yaml", ".yml")):
+            name = str(resolve_model_cfg(name))
+            load_model_yaml(name)  # our clear errors for a malformed file, before ultralytics reads it
+        elif name.lower().endswith(".pt"):
+            _check_checkpoint_file(name)
+        try:
+            super().__init__(model=name, task=task or "detect", verbose=verbose)
+        except (AttributeError, KeyError) as e:  # a pickle that is not an ultralytics checkpoint dict
+            raise TypeError(f"'{name}' is not a SpikeYOLO checkpoint ({type(e).__name__}: {e})") from e
+        if isinstance(self.model, nn.Module) and not any(isinstance(m, ILIF) for m in self.model.modules()):
+            raise TypeError(f"'{name}' holds a model without I-LIF neurons, not a SpikeYOLO detector; use ultralytics.YOLO")
+
+    @property
+    def task_map(self) -> dict:
+        """The classes ultralytics uses for each task (only detection)."""
+        return {
+            "detect": {
+                "model": SpikeDetectionModel,
+                "trainer": SpikeDetectionTrainer,
+                "validator": DetectionValidator,
+                "predictor": DetectionPredictor,
+            }
+        }

@@ -1,0 +1,1 @@
+"""Small helpers: offline environment, command-line arguments."""

@@ -1,0 +1,100 @@
+"""The I-LIF neuron: exact forward and gradients against spikingjelly and hand-computed cases."""
+
+import copy
+
+import pytest
+import torch
+from spikingjelly.activation_based import functional, neuron, surrogate
+
+from spikeyolo.nn.neuron import ILIF, quantize_count
+
+
+def _reference_ilif(T):
+    return neuron.ILIFNode(
+        tau=4.0 / 3.0, surrogate_function=surrogate.MultiLevelSpikeCount(4), detach_reset=True, step_mode="m"
+    )
+
+
+@pytest.mark.parametrize("T", [1, 2, 3, 4])
+def test_matches_spikingjelly_ilif_forward_and_input_gradient(T):
+    torch.manual_seed(T)
+    x = (torch.randn(T, 3, 8, 5, 5) * 2.5 + 1.5).double()
+    x_ours, x_ref = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ours, ref = ILIF(), _reference_ilif(T).double()
+    y_ours, y_ref = ours(x_ours), ref(x_ref)
+    assert torch.equal(y_ours, y_ref)
+    weights = torch.randn_like(x)
+    (y_ours * weights).sum().backward()
+    (y_ref * weights).sum().backward()
+    assert torch.equal(x_ours.grad, x_ref.grad)
+    assert y_ours.unique().tolist() <= [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_rounds_half_to_even_and_clamps_to_window():
+    u = torch.tensor([[-3.0, -0.5, 0.49, 0.5, 1.5, 2.5, 3.5, 3.51, 4.0, 7.2]])
+    assert ILIF()(u.unsqueeze(-1)).flatten().tolist() == [0, 0, 0, 0, 2, 2, 4, 4, 4, 4]
+
+
+def test_straight_through_gradient_in_closed_window():
+    u = torch.tensor([-1e-3, 0.0, 2.2, 4.0, 4.0 + 1e-3], requires_grad=True)
+    quantize_count(u, 4).sum().backward()
+    assert u.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def test_two_steps_by_hand_leak_and_detached_reset():
+    x = torch.tensor([[1.3], [0.6]], requires_grad=True)
+    s = ILIF()(x)
+    # u0 = 1.3 -> s0 = 1, v0 = 0.3; u1 = 0.25 * 0.3 + 0.6 = 0.675 -> s1 = 1
+    assert s.flatten().tolist() == [1.0, 1.0]
+    s[1].sum().backward()
+    # ds1/dx0 = 0.25 (leak kept, reset detached, 0 <= u1 <= 4); ds1/dx1 = 1
+    assert x.grad.flatten().tolist() == pytest.approx([0.25, 1.0])
+
+
+def test_gen1_dynamics_halve_input_and_leak_half():
+    x = torch.tensor([[3.0], [5.0], [0.2]])
+    s = ILIF(decay=0.5, input_scale=0.5)(x).flatten().tolist()
+    # spikingjelly LIF tau=2 as patched by the reference: h = v + (x - v) / 2, s = round(clamp(h)), v = h - s
+    v, expected = 0.0, []
+    for xt in x.flatten().tolist():
+        h = v + (xt - v) / 2
+        st = float(torch.round(torch.clamp(torch.tensor(h), 0, 4)))
+        expected.append(st)
+        v = h - st
+    assert s == expected == [2.0, 2.0, 0.0]
+
+
+@pytest.mark.parametrize("D", [1, 2, 8])
+def test_other_D(D):
+    x = torch.linspace(-1, D + 2, 50).view(1, 50)
+    assert ILIF(max_count=D)(x).max().item() == D
+
+
+def test_single_step_mode_equals_multi_step_and_reset_net():
+    x = torch.randn(4, 2, 6) * 3
+    multi = ILIF()(x)
+    single = ILIF(step_mode="s")
+    steps = torch.stack([single(xt) for xt in x])
+    assert torch.equal(multi, steps)
+    assert isinstance(single.v, torch.Tensor)
+    functional.reset_net(single)
+    assert single.v == 0.0
+
+
+def test_invalid_D_is_refused():
+    with pytest.raises(ValueError, match="positive integer"):
+        ILIF(max_count=0)
+    with pytest.raises(ValueError, match="positive integer"):
+        ILIF(max_count=2.5)
+
+
+def test_deepcopy_after_reset_and_inference_traces_to_plain_ops():
+    n = ILIF()
+    x = torch.randn(2, 3, requires_grad=True)
+    n(x)
+    functional.reset_net(n)
+    copy.deepcopy(n)
+    with torch.no_grad():
+        graph = torch.jit.trace(ILIF(), torch.randn(1, 4), check_trace=False).graph
+    kinds = {node.kind() for node in graph.nodes()}
+    assert "aten::round" in kinds and "prim::PythonOp" not in kinds
