@@ -11,6 +11,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+import yaml
+from ultralytics.data.utils import check_det_dataset
+
 from ..analysis import val_with_firing_rates
 from ..engine.model import SpikeYOLO
 from .arguments import UsageError, parse_arguments
@@ -24,7 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "model" not in args:
             raise UsageError("give the checkpoint to evaluate: model=path/to/best.pt")
         model = SpikeYOLO(args.pop("model"))
-    except (UsageError, FileNotFoundError, ValueError, TypeError) as e:
+        if "data" in args:
+            check_det_dataset(args["data"], autodownload=False)  # a bad dataset fails here, clearly
+    except (UsageError, FileNotFoundError, ValueError, TypeError, SyntaxError, RuntimeError, yaml.YAMLError) as e:
         print(f"test.py: error: {e}", file=sys.stderr)
         return 2
     metrics, monitor = val_with_firing_rates(model, **args)

@@ -141,3 +141,9 @@ def test_bad_dataset_gives_clear_error(tmp_path, capsys):
     assert "images not found" in capsys.readouterr().err
     bad.write_text("names: [a\n")
     assert train_command.main([f"data={bad}", "epochs=1", f"project={tmp_path}"]) == 2
+
+
+def test_test_py_refuses_bad_dataset(trained, tmp_path, capsys):
+    best, _ = trained
+    assert test_command.main([f"model={best}", f"data={tmp_path / 'none.yaml'}"]) == 2
+    assert "none.yaml" in capsys.readouterr().err

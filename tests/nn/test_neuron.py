@@ -98,3 +98,18 @@ def test_deepcopy_after_reset_and_inference_traces_to_plain_ops():
         graph = torch.jit.trace(ILIF(), torch.randn(1, 4), check_trace=False).graph
     kinds = {node.kind() for node in graph.nodes()}
     assert "aten::round" in kinds and "prim::PythonOp" not in kinds
+
+
+def test_exports_to_onnx_as_plain_operations(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    x = torch.randn(2, 1, 3, 8, 8) * 3  # [T, B, C, H, W], two steps: leak and reset are exported too
+    path = tmp_path / "ilif.onnx"
+    with torch.no_grad():
+        torch.onnx.export(ILIF().eval(), (x,), str(path), dynamo=False, opset_version=17)
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"Round", "Clip"} <= ops
+    session = ort.InferenceSession(str(path))
+    out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert torch.equal(torch.from_numpy(out), ILIF()(x))
