@@ -15,17 +15,20 @@ REFERENCE_RECIPE: dict = {
     "batch": 40,
 }
 
-# `python train.py` without data: SpikeYOLO-n on the bundled synthetic dataset, a few minutes on
-# two CPU cores. Short schedules need a short warm-up.
+# `python train.py` without data: SpikeYOLO-n on the bundled synthetic dataset in about nine
+# minutes on two CPU cores (measured: mAP50 0 -> 0.048 after 8 epochs). Short from-scratch runs
+# need every batch to be an optimiser step (nbs = batch; ultralytics' nbs 64 would accumulate 4
+# batches), no mosaic, and ultralytics' "auto" optimiser (AdamW for short schedules). Measured
+# here: with nbs 64 and mosaic, 8 epochs at 64 px left both SpikeYOLO-n (SGD or AdamW) and
+# YOLOv8n (SGD) below 0.006 mAP50.
 DEMO_RECIPE: dict = {
     "model": "snn_yolov8n.yaml",
-    "epochs": 12,
-    "imgsz": 128,
+    "epochs": 8,
+    "imgsz": 96,
     "batch": 16,
-    "optimizer": "SGD",
-    "lr0": 0.01,
-    "lrf": 0.01,
+    "nbs": 16,
+    "optimizer": "auto",
+    "mosaic": 0.0,
     "warmup_epochs": 1.0,
-    "close_mosaic": 3,
     "workers": 0,
 }
