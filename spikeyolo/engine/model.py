@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 from torch import nn
@@ -9,6 +10,9 @@ from ultralytics.engine.model import Model
 from ultralytics.models.yolo.detect import DetectionPredictor, DetectionValidator
 
 from ..cfg import load_model_yaml, resolve_model_cfg
+from ..checkpoints import is_reference_checkpoint
+from ..checkpoints.restricted import check_globals, own_format_globals
+from ..checkpoints.convert import import_reference_model
 from ..nn.model import SpikeDetectionModel
 from ..nn.neuron import ILIF
 from .trainer import SpikeDetectionTrainer
@@ -27,8 +31,9 @@ class SpikeYOLO(Model):
     """A SpikeYOLO detector with the ultralytics API: ``train``, ``val``, ``predict``, ``export``.
 
     Args:
-        model: a model YAML (a path, or a packaged name such as ``"snn_yolov8s.yaml"``) or a
-            checkpoint ``.pt`` written by this package.
+        model: a model YAML (a path, or a packaged name such as ``"snn_yolov8s.yaml"``), a
+            checkpoint ``.pt`` written by this package, or a released reference checkpoint
+            (imported through a restricted unpickler, see :mod:`spikeyolo.checkpoints`).
         task: only ``"detect"``.
         verbose: print the model summary.
 
@@ -47,10 +52,26 @@ class SpikeYOLO(Model):
             _check_checkpoint_file(name)
         try:
             super().__init__(model=name, task=task or "detect", verbose=verbose)
-        except (AttributeError, KeyError) as e:  # a pickle that is not an ultralytics checkpoint dict
+        except (AttributeError, KeyError, TypeError) as e:  # a pickle that is not a checkpoint of a model
             raise TypeError(f"'{name}' is not a SpikeYOLO checkpoint ({type(e).__name__}: {e})") from e
         if isinstance(self.model, nn.Module) and not any(isinstance(m, ILIF) for m in self.model.modules()):
             raise TypeError(f"'{name}' holds a model without I-LIF neurons, not a SpikeYOLO detector; use ultralytics.YOLO")
+
+    def _load(self, weights: str, task: str | None = None) -> None:
+        """Load a checkpoint; released reference checkpoints are imported through the restricted path."""
+        if not is_reference_checkpoint(weights):
+            try:
+                check_globals(weights, own_format_globals(), "spikeyolo-checkpoint")
+            except (zipfile.BadZipFile, ValueError) as e:
+                raise TypeError(f"'{weights}' is not a loadable checkpoint: truncated, or not a torch zip archive ({e})") from e
+            return super()._load(weights, task)
+        self.model = import_reference_model(weights)
+        self.ckpt = {"model": self.model, "train_args": self.model.args, "epoch": -1}
+        self.task = "detect"
+        self.overrides = self.model.args = self._reset_ckpt_args(self.model.args)
+        self.ckpt_path = self.model.pt_path
+        self.overrides["model"], self.overrides["task"] = weights, "detect"
+        self.model_name = weights
 
     @property
     def task_map(self) -> dict:

@@ -6,6 +6,8 @@ The module paths of these classes are the checkpoint format: do not move them.
 """
 
 import torch
+from ultralytics.nn.modules.block import DFL
+from ultralytics.nn.modules.conv import Concat
 
 from .blocks import MS_AllConvBlock, MS_ConvBlock
 from .conv import MS_DownSampling, MS_StandardConv, SpikeConv, SpikeConvWithoutBN
@@ -35,6 +37,12 @@ CHECKPOINT_CLASSES = (
     SpikeDetect,
     SpikeDetectionModel,
 )
-torch.serialization.add_safe_globals(list(CHECKPOINT_CLASSES))
+# The torch and ultralytics layers inside our models: inert to unpickle (state only), registered so
+# that a plain torch.load(weights_only=True) reads our checkpoints after `import spikeyolo`.
+LAYER_CLASSES = (
+    torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.Sequential, torch.nn.ModuleList, torch.nn.MaxPool2d,
+    torch.nn.Upsample, Concat, DFL,
+)
+torch.serialization.add_safe_globals(list(CHECKPOINT_CLASSES + LAYER_CLASSES))
 
-__all__ = [c.__name__ for c in CHECKPOINT_CLASSES] + ["configure_neurons", "parse_model", "CHECKPOINT_CLASSES"]
+__all__ = [c.__name__ for c in CHECKPOINT_CLASSES] + ["configure_neurons", "parse_model", "CHECKPOINT_CLASSES", "LAYER_CLASSES"]

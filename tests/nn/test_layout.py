@@ -19,6 +19,7 @@ PACKAGED = {  # reference layout file -> packaged model name
     "state_dict_snn_yolov8s.json": "snn_yolov8s.yaml",
     "state_dict_snn_yolov8m_layer25.json": "snn_yolov8m.yaml",
     "state_dict_snn_yolov8l_layer25.json": "snn_yolov8l.yaml",
+    "state_dict_gen1.json": "snn_yolov8s-gen1.yaml",
 }
 AS_SHIPPED = ["state_dict_snn_yolov8m.json", "state_dict_snn_yolov8l.json"]
 
@@ -68,7 +69,7 @@ def test_packaged_scales_match_released_layouts(ref_name):
     ref = _reference(ref_name)
     model = SpikeDetectionModel(PACKAGED[ref_name], verbose=False)
     _assert_same_layout(model, ref)
-    if ref["scale"] in "ns":  # the larger scales' forward is slow on CPU; n/s cover every module
+    if ref_name in ("state_dict_snn_yolov8n.json", "state_dict_gen1.json"):  # n and s cover every module
         _assert_layer_shapes(model, ref)
 
 
@@ -95,3 +96,11 @@ def test_batchnorm_settings_and_head_bias_init():
     assert cls_bias == pytest.approx([math.log(5 / 80 / (640 / s) ** 2) for s in (8, 16, 32)], abs=1e-6)
     assert cls_bias[0] == pytest.approx(-11.537, abs=1e-3) and cls_bias[2] == pytest.approx(-8.764, abs=1e-3)
     assert float(head.dfl.conv.weight.flatten()[15]) == 15.0 and not head.dfl.conv.weight.requires_grad
+
+
+def test_gen1_config_has_gen1_neurons():
+    from spikeyolo.nn.neuron import ILIF
+
+    model = SpikeDetectionModel("snn_yolov8s-gen1.yaml", verbose=False)
+    neurons = [m for m in model.modules() if isinstance(m, ILIF)]
+    assert len(neurons) == 88 and all((n.decay, n.input_scale, n.D) == (0.5, 0.5, 4) for n in neurons)
