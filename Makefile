@@ -13,9 +13,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+RUNS := $(CURDIR)/runs/demo
+
 demo: $(STAMP)
-	$(PY) train.py project=runs/demo name=train exist_ok=True
-	$(PY) test.py model=runs/demo/train/weights/best.pt project=runs/demo name=test exist_ok=True
+	$(PY) train.py project=$(RUNS) name=train exist_ok=True
+	$(PY) test.py model=$(RUNS)/train/weights/best.pt project=$(RUNS) name=test exist_ok=True
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -37,7 +37,9 @@ def configure_offline() -> Path:
     Existing environment values win: ``YOLO_OFFLINE`` (default ``1``), ``YOLO_AUTOINSTALL``
     (default ``False``) and ``YOLO_CONFIG_DIR`` (default ``~/.config/spikeyolo``). The
     directory receives the fonts ultralytics would otherwise download (matplotlib's DejaVuSans
-    under the names it asks for) and a ``settings.json`` with ``sync`` off, both only if missing.
+    under the names it asks for) and a ``settings.json`` with ``sync`` off and a relative
+    ``runs_dir`` (ultralytics would otherwise freeze the first working directory into it), both
+    only if missing.
 
     Returns:
         The ultralytics user config directory (``$YOLO_CONFIG_DIR/Ultralytics``).
@@ -52,8 +54,8 @@ def configure_offline() -> Path:
             if font is not None and not (config_dir / name).exists():
                 shutil.copyfile(font, config_dir / name)
         settings = config_dir / "settings.json"
-        if not settings.exists():
-            settings.write_text(json.dumps({"sync": False}))
+        if not settings.exists():  # a relative runs_dir keeps runs next to where a command is run
+            settings.write_text(json.dumps({"sync": False, "runs_dir": "runs"}))
     except OSError:
         pass  # read-only home: ultralytics falls back to a temporary dir and works without fonts
     return config_dir
