@@ -111,6 +111,16 @@ def test_spikeyolo_loads_validates_predicts_and_converts(reference_n, tiny_data,
                else torch.equal(again[k], original[k]) for k in original)
 
 
+def test_imported_reference_fine_tunes(reference_n, tiny_data, tmp_path):
+    path, _ = reference_n
+    model = SpikeYOLO(path)
+    model.train(data=str(tiny_data), epochs=1, imgsz=64, batch=8, workers=0, plots=False, warmup_epochs=0,
+                project=str(tmp_path), name="ft", exist_ok=True)
+    tuned = SpikeYOLO(model.trainer.best).model
+    assert tuned.names == {0: "circle", 1: "rectangle", 2: "triangle", 3: "cross"}  # the new dataset's classes
+    assert tuned.model[-1].nc == 4
+
+
 def test_command_line_convert_and_info(reference_n, tmp_path, capsys):
     path, _ = reference_n
     assert checkpoints_main(["info", str(path)]) == 0
