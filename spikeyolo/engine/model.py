@@ -15,6 +15,7 @@ from ..checkpoints.restricted import check_globals, own_format_globals
 from ..checkpoints.convert import import_reference_model
 from ..nn.model import SpikeDetectionModel
 from ..nn.neuron import ILIF
+from ..spike.driven import spike_driven as spike_driven_mode
 from .trainer import SpikeDetectionTrainer
 
 
@@ -72,6 +73,26 @@ class SpikeYOLO(Model):
         self.ckpt_path = self.model.pt_path
         self.overrides["model"], self.overrides["task"] = weights, "detect"
         self.model_name = weights
+
+    def val(self, validator=None, spike_driven: bool = False, **kwargs):
+        """ultralytics validation; ``spike_driven=True`` runs every synapse on binary spikes.
+
+        The spike-driven run also records which convolutions were verified to see only 0 and 1:
+        ``self.spike_ledger.checked`` (conv path → verified forward calls).
+        """
+        if not spike_driven:
+            return super().val(validator=validator, **kwargs)
+        with spike_driven_mode(self.model) as self.spike_ledger:
+            return super().val(validator=validator, **kwargs)
+
+    def predict(self, source=None, stream: bool = False, predictor=None, spike_driven: bool = False, **kwargs):
+        """ultralytics prediction; ``spike_driven=True`` as in :meth:`val` (not with ``stream=True``)."""
+        if not spike_driven:
+            return super().predict(source, stream, predictor, **kwargs)
+        if stream:
+            raise ValueError("spike_driven=True needs stream=False (the mode ends when predict returns)")
+        with spike_driven_mode(self.model) as self.spike_ledger:
+            return super().predict(source, stream, predictor, **kwargs)
 
     @property
     def task_map(self) -> dict:

@@ -9,9 +9,10 @@ import torch
 from spikingjelly.activation_based import base
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import LOGGER
-from ultralytics.utils.torch_utils import initialize_weights
+from ultralytics.utils.torch_utils import initialize_weights, intersect_dicts
 
 from ..cfg import load_model_yaml
+from .fuse import fuse_spiking_modules, is_fused
 from .head import SpikeDetect
 from .parse import parse_model
 
@@ -75,6 +76,38 @@ class SpikeDetectionModel(DetectionModel):
             return super()._predict_once(x, profile, embed)
         finally:
             self.reset_neurons()
+
+    def is_fused(self) -> bool:
+        """True once :meth:`fuse` has folded every BatchNorm and factorised conv."""
+        return is_fused(self)
+
+    def fuse(self, verbose: bool = True, imgsz: int = 640) -> SpikeDetectionModel:
+        """Re-parameterise for inference (see :mod:`spikeyolo.nn.fuse`); a fused model is returned as is.
+
+        ultralytics' AutoBackend calls this for val/predict/export, so those run fused.
+        """
+        if not self.is_fused():
+            fuse_spiking_modules(self)
+            self.info(verbose=verbose, imgsz=imgsz)
+        return self
+
+    def load(self, weights, verbose: bool = True) -> None:
+        """Transfer every tensor whose name and shape match (a checkpoint dict or a model).
+
+        ultralytics' version rebuilds a class branch with a plain ``nn.Conv2d`` when the class
+        count differs, which cannot run on ``[T, B, C, H, W]``; here mismatching tensors (a new
+        class count) simply keep their fresh initialisation.
+        """
+        model = (weights.get("ema") or weights["model"]) if isinstance(weights, dict) else weights
+        if getattr(model, "is_fused", lambda: False)():
+            raise ValueError("these weights are fused for inference; train from the unfused checkpoint")
+        csd = intersect_dicts(model.float().state_dict(), self.state_dict())
+        self.load_state_dict(csd, strict=False)
+        names = getattr(model, "names", None)
+        if len(csd) == len(self.state_dict()) and names and self.names == {i: str(i) for i in range(len(self.names))}:
+            self.names = dict(names)
+        if verbose:
+            LOGGER.info(f"Transferred {len(csd)}/{len(self.state_dict())} items from pretrained weights")
 
     def reset_neurons(self) -> None:
         """Reset every spikingjelly memory module.

@@ -43,10 +43,10 @@ class ReferenceForward:
         return out
 
     def bn(self, p: str, x: torch.Tensor) -> torch.Tensor:
+        """(x − μ) / sqrt(σ² + eps) · γ + β; μ, σ² of the batch in training. torch's kernel, so that
+        float rounding (and hence rounding ties of the next neuron) matches the model exactly."""
         w, b, mean, var = (self.s[f"{p}.{k}"] for k in ("weight", "bias", "running_mean", "running_var"))
-        if self.training:
-            mean, var = x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False)
-        return (x - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + self.eps) * w[None, :, None, None] + b[None, :, None, None]
+        return F.batch_norm(x, mean.clone(), var.clone(), w, b, self.training, 0.0, self.eps)
 
     def conv(self, p: str, x: torch.Tensor, stride: int = 1, padding: int = 0, groups: int = 1) -> torch.Tensor:
         return F.conv2d(x, self.s[f"{p}.weight"], self.s.get(f"{p}.bias"), stride, padding, 1, groups)

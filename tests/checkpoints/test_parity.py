@@ -16,20 +16,10 @@ from spikeyolo.cfg import load_model_yaml
 from spikeyolo.nn import SpikeDetectionModel
 from spikeyolo.nn.neuron import ILIF
 
+from firing_weights import perturb_batchnorms
+
 from .reference_forward import ReferenceForward
 from .reference_format import save_reference_checkpoint
-
-
-def _firing_weights(model: torch.nn.Module, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=g) * 0.2)
-                m.running_var.copy_(torch.rand(c, generator=g) * 0.5 + 0.5)
-                m.weight.copy_(torch.rand(c, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(c, generator=g) * 1.5)
 
 
 def _imported(tmp_path, cfg: str, nc: int, seed: int, t_steps: int = 1):
@@ -37,7 +27,7 @@ def _imported(tmp_path, cfg: str, nc: int, seed: int, t_steps: int = 1):
     d = load_model_yaml(cfg)
     d["backbone"][0] = [-1, 1, "MS_GetT", [3, t_steps]]
     source = SpikeDetectionModel(d, nc=nc, verbose=False)
-    _firing_weights(source, seed)
+    perturb_batchnorms(source, seed)
     gen1 = "gen1" in cfg
     path = save_reference_checkpoint(tmp_path / "ref.pt", source, {i: str(i) for i in range(nc)}, ema=None, gen1=gen1)
     ref = load_reference_checkpoint(path)

@@ -8,17 +8,7 @@ import torch
 from spikeyolo.nn import BNAndPadLayer, MS_GetT, SpikeDetectionModel
 from spikeyolo.nn.neuron import ILIF
 
-
-def _perturb_batchnorms(model: torch.nn.Module, seed: int = 0) -> None:
-    """Random BN statistics so that (nearly) every neuron fires."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            c = m.num_features
-            m.running_mean.copy_(torch.randn(c, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(c, generator=g) * 0.5 + 0.5)
-            m.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(c, generator=g) * 1.5)
+from firing_weights import perturb_batchnorms
 
 
 def test_get_t_repeats_images_and_transposes_event_frames():
@@ -33,7 +23,7 @@ def test_get_t_repeats_images_and_transposes_event_frames():
 
 def test_bn_and_pad_border_is_bn_of_zero():
     layer = BNAndPadLayer(pad_pixels=2, num_features=4).eval()
-    _perturb_batchnorms(layer)
+    perturb_batchnorms(layer)
     x = torch.randn(1, 4, 5, 5)
     y = layer(x)
     assert y.shape == (1, 4, 9, 9)
@@ -44,7 +34,7 @@ def test_bn_and_pad_border_is_bn_of_zero():
 
 def test_model_runs_every_neuron_and_resets_state():
     model = SpikeDetectionModel("snn_yolov8n.yaml", nc=3, verbose=False).eval()
-    _perturb_batchnorms(model)
+    perturb_batchnorms(model)
     neurons = [m for m in model.modules() if isinstance(m, ILIF)]
     assert len(neurons) == 88  # the reference's 89 minus the never-called one in SpikeDFL
     fired = set()
@@ -82,7 +72,7 @@ def test_training_forward_then_deepcopy_and_loss():
 def test_time_steps_head_averages_over_t():
     """With T=2 the model consumes [B, T, C, H, W] events; identical frames at T=2 differ from T=1 only via the leak."""
     model = SpikeDetectionModel("snn_yolov8n.yaml", nc=2, verbose=False).eval()
-    _perturb_batchnorms(model, seed=3)
+    perturb_batchnorms(model, seed=3)
     head = model.model[-1]
     feats = [torch.rand(2, 1, c, s, s) * 3 for c, s in zip((96, 192, 384), (8, 4, 2))]
     with torch.no_grad():
