@@ -20,7 +20,7 @@ from torch import nn
 
 from ..nn.blocks import MS_ConvBlock
 from ..nn.conv import MS_DownSampling, MS_StandardConv, SpikeConvWithoutBN
-from ..nn.fuse import fuse_spiking_modules, is_fused
+from ..nn.fuse import densify_spiking_modules, fuse_spiking_modules, is_fused
 from ..nn.neuron import ILIF
 from ..nn.sepconv import SepConv
 
@@ -93,9 +93,9 @@ def _consumers(model: nn.Module) -> Iterator[tuple[nn.Module, str, str]]:
 def spike_driven(model: nn.Module, D: int | None = None, check: bool = True) -> Iterator[BinaryInputLedger]:
     """Run ``model`` spike-driven inside the ``with`` block; yields the binary-input ledger.
 
-    The model is re-parameterised (fused) first if it is not already — fusion is what makes every
-    BatchNorm a bias applied once after integration — and stays fused afterwards, as after
-    ultralytics' own ``fuse()``; the binary wrappers are removed on exit.
+    The model is re-parameterised first into its dense form (every neuron feeds one convolution
+    whose bias holds all folded BatchNorms, applied once after integration) and stays so
+    afterwards, like after ultralytics' own ``fuse()``; the binary wrappers are removed on exit.
 
     Args:
         model: a SpikeYOLO ``nn.Module`` (``SpikeDetectionModel``) in eval mode.
@@ -115,8 +115,10 @@ def spike_driven(model: nn.Module, D: int | None = None, check: bool = True) -> 
     trained_d = ds.pop()
     if D is not None and D != trained_d:
         raise ValueError(f"D={D} does not match the model's trained D={trained_d}")
-    if not is_fused(model):
-        fuse_spiking_modules(model)
+    if is_fused(model):
+        densify_spiking_modules(model)  # ultralytics' fuse() left the fast factorised form
+    else:
+        fuse_spiking_modules(model, dense=True)
     ledger = BinaryInputLedger() if check else None
     swapped = []
     for owner, name, path in list(_consumers(model)):

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from spikeyolo.nn import SpikeDetectionModel
-from spikeyolo.nn.fuse import fuse_spiking_modules, is_fused, rep_conv_to_dense, sep_rep_conv_to_dense
+from spikeyolo.nn.fuse import (
+    densify_spiking_modules,
+    fuse_spiking_modules,
+    is_fused,
+    rep_conv_to_dense,
+    sep_rep_conv_to_dense,
+)
 from spikeyolo.nn.neuron import ILIF
 from spikeyolo.nn.reparam import RepConv, SepRepConv
 
@@ -75,12 +81,18 @@ def test_fused_model_matches_unfused(seed):
 
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_fused_model_is_exact_in_float64(seed):
-    """In double precision no rounding tie is hit: identical spikes everywhere, outputs to 1e-9."""
+@pytest.mark.parametrize(("seed", "form"), [(0, "factorised"), (1, "dense"), (2, "densified")])
+def test_fused_model_is_exact_in_float64(seed, form):
+    """In double precision no rounding tie is hit: identical spikes everywhere, outputs to 1e-9,
+    for the factorised fold, the dense fold, and a factorised model densified afterwards."""
     model = SpikeDetectionModel("snn_yolov8n.yaml", nc=3, verbose=False).eval().double()
     perturb_batchnorms(model, seed)
-    fused = copy.deepcopy(model).fuse(verbose=False)
+    fused = copy.deepcopy(model)
+    fuse_spiking_modules(fused, dense=form == "dense")
+    if form == "densified":
+        assert densify_spiking_modules(fused) == 12 + 2 * 7  # n: 12 SepConvs (one chain), 7 MS_ConvBlocks (two)
+    chains = [m for m in fused.modules() if isinstance(m, torch.nn.Sequential) and isinstance(m[0], torch.nn.Conv2d)]
+    assert bool(chains) == (form == "factorised")
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     y0, s0, _, order = _spikes_and_membranes(model, x)
     y1, s1, _, _ = _spikes_and_membranes(fused, x)
