@@ -26,6 +26,8 @@ class ReferenceForward:
     def __init__(self, state: dict, yaml_dict: dict, gen1: bool = False, training: bool = False, eps: float = 1e-3):
         self.s, self.d, self.gen1, self.training, self.eps = state, yaml_dict, gen1, training, eps
         self.spikes: dict[str, torch.Tensor] = {}
+        self.inputs: dict[str, torch.Tensor] = {}  # each neuron's input current [T, ...]
+        self.order: list[str] = []
 
     # ---- primitives -------------------------------------------------------------------------
     def neuron(self, name: str, x: torch.Tensor) -> torch.Tensor:
@@ -39,7 +41,8 @@ class ReferenceForward:
             v = h - s
             out.append(s)
         out = torch.stack(out)
-        self.spikes[name] = out
+        self.spikes[name], self.inputs[name] = out, x
+        self.order.append(name)
         return out
 
     def bn(self, p: str, x: torch.Tensor) -> torch.Tensor:
