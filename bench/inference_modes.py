@@ -10,11 +10,8 @@ initialised models with BatchNorm statistics that make every neuron fire.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import spikeyolo  # noqa: F401  (offline environment before ultralytics)
@@ -25,28 +22,21 @@ from spikeyolo.spike import spike_driven
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from firing_weights import perturb_batchnorms  # noqa: E402
+from timing import bench_arguments, median_ms  # noqa: E402
 
 
-def median_ms(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:
-    """Median wall time of one forward in milliseconds, after one warm-up."""
-    times = []
-    with torch.inference_mode():
-        model(x)
-        for _ in range(repeats):
-            t = time.perf_counter()
+def forward_ms(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:
+    """Median milliseconds of one inference-mode forward."""
+
+    def step():
+        with torch.inference_mode():
             model(x)
-            times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+
+    return median_ms(step, repeats)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--scales", nargs="+", default=["n", "s"])
-    parser.add_argument("--sizes", nargs="+", type=int, default=[320, 640])
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = bench_arguments(__doc__, sizes=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, batch 1, median of {args.repeats}")
     header = f"{'model':<14}{'integer ms':>12}{'fused ms':>10}{'spike-driven ms':>17}{'fused speed-up':>16}"
     print(header + "\n" + "-" * len(header))
@@ -56,9 +46,9 @@ def main() -> None:
         fused = copy.deepcopy(unfused).fuse(verbose=False)
         for size in args.sizes:
             x = torch.rand(1, 3, size, size)
-            t_int, t_fused = median_ms(unfused, x, args.repeats), median_ms(fused, x, args.repeats)
+            t_int, t_fused = forward_ms(unfused, x, args.repeats), forward_ms(fused, x, args.repeats)
             with spike_driven(fused, check=False):
-                t_spike = median_ms(fused, x, args.repeats)
+                t_spike = forward_ms(fused, x, args.repeats)
             print(f"{scale} @ {size:<9}{t_int:>12.1f}{t_fused:>10.1f}{t_spike:>17.1f}{t_int / t_fused:>15.2f}x")
 
 

@@ -10,9 +10,6 @@ or runs.
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
 from types import SimpleNamespace
 
 import spikeyolo  # noqa: F401  (offline environment before ultralytics)
@@ -20,6 +17,7 @@ import torch
 from ultralytics.nn.tasks import DetectionModel
 
 from spikeyolo.nn import SpikeDetectionModel
+from timing import bench_arguments, median_ms
 
 
 def build(kind: str, scale: str) -> torch.nn.Module:
@@ -30,18 +28,6 @@ def build(kind: str, scale: str) -> torch.nn.Module:
         model = DetectionModel(f"yolov8{scale}.yaml", verbose=False)
     model.args = SimpleNamespace(box=7.5, cls=0.5, dfl=1.5)
     return model
-
-
-def median_ms(fn, repeats: int, warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` in milliseconds over ``repeats`` runs after ``warmup`` runs."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
 
 
 def eval_ms(model: torch.nn.Module, imgsz: int, repeats: int) -> float:
@@ -76,12 +62,7 @@ def train_step_ms(model: torch.nn.Module, imgsz: int, batch: int, repeats: int) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--scales", nargs="+", default=["n", "s"])
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = bench_arguments(__doc__)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, median of {args.repeats}")
     header = f"{'measurement':<32}{'SpikeYOLO ms':>14}{'YOLOv8 ms':>12}{'ratio':>8}"
     print(header + "\n" + "-" * len(header))
