@@ -1,0 +1,89 @@
+"""The ``spikeyolo`` command: ``spikeyolo MODE key=value ...``, the grammar of ultralytics' ``yolo``.
+
+Modes: train, val (mAP + firing rates, as test.py), predict, export, convert (reference
+checkpoint → this package's format), audit (spike-driven operation audit), help.
+"""
+
+from __future__ import annotations
+
+import difflib
+import pickle
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+HELP = """usage: spikeyolo MODE [key=value ...]
+
+  spikeyolo train   model=snn_yolov8s.yaml data=coco.yaml epochs=300 imgsz=640 batch=40
+  spikeyolo val     model=best.pt data=data.yaml                 # mAP + per-neuron firing rates
+  spikeyolo predict model=best.pt source=images/ save=True [spike_driven=True]
+  spikeyolo export  model=best.pt format=onnx                    # onnx or torchscript
+  spikeyolo convert 23M_best.pt spikeyolo_s.pt [--overwrite]     # a released reference checkpoint
+  spikeyolo audit   snn_yolov8s.yaml --imgsz 640 [--images DIR] [--json FILE]
+  spikeyolo help
+
+Keys are ultralytics' (https://docs.ultralytics.com/usage/cfg/); train without data= uses the
+bundled synthetic dataset and a quick CPU recipe, with data= the reference SpikeYOLO recipe."""
+
+MODES = ("train", "val", "predict", "export", "convert", "audit", "help")
+EXPORT_FORMATS = ("onnx", "torchscript")  # what the spiking graph is tested to export to
+
+
+def _error(message: str) -> int:
+    print(f"spikeyolo: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _predict_or_export(mode: str, argv: Sequence[str]) -> int:
+    from .commands.arguments import UsageError, parse_arguments
+    from .engine.model import SpikeYOLO
+
+    try:
+        args = parse_arguments(argv, extra_keys=("spike_driven",) if mode == "predict" else ())
+        if "model" not in args:
+            raise UsageError(f"give the model: spikeyolo {mode} model=path/to/best.pt")
+        if mode == "predict":
+            source = str(args.get("source", ""))
+            if not source:
+                raise UsageError("give the input: source=image.jpg | folder/ | video.mp4 | 0 (webcam)")
+            if not source.isdigit() and "://" not in source and not Path(source).exists():
+                raise FileNotFoundError(f"source '{source}' not found")
+        elif str(args.setdefault("format", "torchscript")) not in EXPORT_FORMATS:
+            raise UsageError(f"export format '{args['format']}' is not supported for spiking models; use {EXPORT_FORMATS}")
+        model = SpikeYOLO(args.pop("model"))
+    except (UsageError, FileNotFoundError, ValueError, TypeError, pickle.UnpicklingError) as e:
+        return _error(str(e))
+    if mode == "predict":
+        model.predict(**args)
+    else:
+        print(model.export(**args))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``spikeyolo`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("help", "-h", "--help"):
+        print(HELP)
+        return 0
+    mode, rest = argv[0], argv[1:]
+    if mode not in MODES:
+        close = difflib.get_close_matches(mode, MODES, n=1)
+        return _error(f"unknown mode '{mode}'" + (f"; did you mean '{close[0]}'?" if close else f"; modes: {', '.join(MODES)}"))
+    if mode == "train":
+        from .commands.train import main as train
+        return train(rest)
+    if mode == "val":
+        from .commands.test import main as validate
+        return validate(rest)
+    if mode == "convert":
+        from .checkpoints.__main__ import main as checkpoints
+        return checkpoints(["convert", *rest])
+    if mode == "audit":
+        from .spike.audit import main as audit
+        return audit(rest)
+    return _predict_or_export(mode, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
