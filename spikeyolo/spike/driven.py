@@ -18,20 +18,9 @@ import torch
 from spikingjelly.activation_based.layer.misc import SpikeCountToBinary, TemporalBinSum
 from torch import nn
 
-from ..nn.blocks import MS_ConvBlock
-from ..nn.conv import MS_DownSampling, MS_StandardConv, SpikeConvWithoutBN
 from ..nn.fuse import densify_spiking_modules, fuse_spiking_modules, is_fused
 from ..nn.neuron import ILIF
-from ..nn.sepconv import SepConv
-
-# The convolutions that consume an I-LIF's output, per block type (after re-parameterisation).
-SPIKE_CONSUMERS: dict[type, tuple[str, ...]] = {
-    MS_StandardConv: ("conv",),
-    SpikeConvWithoutBN: ("conv",),
-    SepConv: ("pwconv1", "dwconv2", "pwconv3"),
-    MS_ConvBlock: ("conv1", "conv2"),
-}
-
+from ..nn.synapses import synapses
 
 class BinaryInputLedger:
     """Counts, per wrapped convolution, the forward calls whose inputs were verified to be {0, 1}.
@@ -78,17 +67,6 @@ class SpikeDrivenConv(nn.Module):
         return out if c.bias is None else out + c.bias.view(1, -1, 1, 1)
 
 
-def _consumers(model: nn.Module) -> Iterator[tuple[nn.Module, str, str]]:
-    for path, m in model.named_modules():
-        names = SPIKE_CONSUMERS.get(type(m)) or next(
-            (v for k, v in SPIKE_CONSUMERS.items() if isinstance(m, k)), ()
-        )
-        if isinstance(m, MS_DownSampling) and hasattr(m, "encode_lif"):
-            names = ("encode_conv",)
-        for name in names:
-            yield m, name, f"{path}.{name}"
-
-
 @contextlib.contextmanager
 def spike_driven(model: nn.Module, D: int | None = None, check: bool = True) -> Iterator[BinaryInputLedger]:
     """Run ``model`` spike-driven inside the ``with`` block; yields the binary-input ledger.
@@ -121,10 +99,10 @@ def spike_driven(model: nn.Module, D: int | None = None, check: bool = True) -> 
         fuse_spiking_modules(model, dense=True)
     ledger = BinaryInputLedger() if check else None
     swapped = []
-    for owner, name, path in list(_consumers(model)):
-        conv = getattr(owner, name)
-        setattr(owner, name, SpikeDrivenConv(conv, trained_d, path, ledger))
-        swapped.append((owner, name, conv))
+    for syn in list(synapses(model)):
+        conv = getattr(syn.owner, syn.conv_attr)
+        setattr(syn.owner, syn.conv_attr, SpikeDrivenConv(conv, trained_d, syn.conv, ledger))
+        swapped.append((syn.owner, syn.conv_attr, conv))
     try:
         yield ledger if ledger is not None else BinaryInputLedger()
     finally:
