@@ -1,0 +1,120 @@
+"""The event-camera commands: ``synth``, ``convert``, ``evaluate`` and ``demo``.
+
+    python -m spikeyolo.events synth    --root RAW [--train 8 --test 2 --seconds 3 --seed 0]
+    python -m spikeyolo.events convert  RAW OUT [--config gen1.yaml] [--kind counts] [--T 4] [--window-ms 250]
+                                        [--labels clip] [--time-order newest_first] [--workers N] [--overwrite]
+    python -m spikeyolo.events evaluate model=best.pt data=OUT/data.yaml [imgsz=320 batch=16 ...]
+    python -m spikeyolo.events demo     [--root DIR] [--epochs 12]
+
+Errors are one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from .errors import EventFileError
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from .synthetic import SyntheticSettings, generate_recordings
+
+    settings = SyntheticSettings(duration_us=int(args.seconds * 1e6), label_hz=args.label_hz, objects=args.objects)
+    root = generate_recordings(args.root, {"train": args.train, "test": args.test}, settings, args.seed, args.overwrite)
+    print(root)
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .config import representation_of
+    from .convert import convert_dataset
+
+    rep = representation_of(args.config)
+    changes = {"kind": args.kind, "T": args.T, "time_order": args.time_order, "count_clip": args.count_clip}
+    if args.window_ms is not None:
+        changes["window_us"] = int(round(args.window_ms * 1000))
+    rep = replace(rep, **{k: v for k, v in changes.items() if v is not None})
+    report = convert_dataset(
+        args.raw, args.out, config=args.config, representation=rep, label_rule=args.labels,
+        splits=tuple(args.splits) if args.splits else None, val_split=args.val_split,
+        workers=args.workers, overwrite=args.overwrite,
+    )
+    rate = report.samples / report.seconds if report.seconds else 0.0
+    print(f"converted {report.converted} recording(s) ({report.reused} already done): {report.samples} samples, "
+          f"{report.events:,} events in {report.seconds:.1f} s ({rate:.1f} samples/s)")
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} file(s):")
+        for file, reason in report.skipped:
+            print(f"  {file}: {reason}")
+    print(report.data_yaml)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m spikeyolo.events", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write synthetic recordings in the Gen1 file format")
+    p.add_argument("--root", required=True, type=Path)
+    p.add_argument("--train", type=int, default=8, help="training recordings")
+    p.add_argument("--test", type=int, default=2, help="test recordings")
+    p.add_argument("--seconds", type=float, default=3.0, help="length of each recording")
+    p.add_argument("--label-hz", type=float, default=4.0, help="label frequency")
+    p.add_argument("--objects", type=int, default=4, help="object crossings per recording")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(run=_synth)
+
+    p = sub.add_parser("convert", help="convert raw recordings into a frame dataset with data.yaml")
+    p.add_argument("raw", type=Path, help="folder with train/ val/ test/ of *_td.dat and *_bbox.npy")
+    p.add_argument("out", type=Path, help="dataset folder to write")
+    p.add_argument("--config", default="gen1.yaml", help="dataset YAML template (events, names, hyp)")
+    p.add_argument("--kind", choices=("grey", "counts"), help="frame representation")
+    p.add_argument("--T", type=int, help="time bins per sample")
+    p.add_argument("--window-ms", type=float, help="history before each label, ms")
+    p.add_argument("--count-clip", type=int, help="events per pixel at which counts saturate")
+    p.add_argument("--time-order", choices=("oldest_first", "newest_first"))
+    p.add_argument("--labels", choices=("reference", "clip"), help="how boxes leaving the frame are cut")
+    p.add_argument("--splits", nargs="+", help="splits to convert (default: all present)")
+    p.add_argument("--val-split", help="split to validate on (default test, else val)")
+    p.add_argument("--workers", type=int, help="worker processes (default: all CPUs)")
+    p.add_argument("--overwrite", action="store_true", help="convert again, replacing an earlier conversion")
+    p.set_defaults(run=_convert)
+
+    p = sub.add_parser("evaluate", help="mAP under the SpikeYOLO and the Prophesee protocols")
+    p.add_argument("args", nargs="*", help="key=value (model=, data=, imgsz=, batch= ...)")
+    p.set_defaults(run=_evaluate)
+
+    p = sub.add_parser("demo", help="synthetic recordings → convert → train → evaluate both protocols")
+    p.add_argument("--root", type=Path, default=Path("runs/events-demo"))
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--imgsz", type=int, default=128)
+    p.set_defaults(run=_demo)
+    return parser
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import main as evaluate
+
+    return evaluate(args.args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.root, epochs=args.epochs, imgsz=args.imgsz)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one event-camera command; returns the exit code."""
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return args.run(args)
+    except (EventFileError, FileNotFoundError, FileExistsError, ValueError) as e:
+        print(f"spikeyolo events: error: {e}", file=sys.stderr)
+        return 2
