@@ -1,7 +1,8 @@
 """The ``spikeyolo`` command: ``spikeyolo MODE key=value ...``, the grammar of ultralytics' ``yolo``.
 
 Modes: train, val (mAP + firing rates, as test.py), predict, export, convert (reference
-checkpoint → this package's format), audit (spike-driven operation audit), help.
+checkpoint → this package's format), audit (spike-driven operation audit), energy (firing
+rates, synaptic operations and energy per layer), help.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ HELP = """usage: spikeyolo MODE [key=value ...]
   spikeyolo export  model=best.pt format=onnx                    # onnx or torchscript
   spikeyolo convert 23M_best.pt spikeyolo_s.pt [--overwrite]     # a released reference checkpoint
   spikeyolo audit   snn_yolov8s.yaml --imgsz 640 [--images DIR] [--json FILE]
+  spikeyolo energy  model=best.pt source=images/ imgsz=640 [energy_preset=fp32|fp16|int8]
+  spikeyolo energy  model=best.pt data=data.yaml             # mAP too, as test.py energy=True
+  spikeyolo energy  template=power_cal.json model=snn_yolov8s.yaml   # the reference spreadsheet
   spikeyolo help
 
 Keys are ultralytics' (https://docs.ultralytics.com/usage/cfg/); train without data= uses the
 bundled synthetic dataset and a quick CPU recipe, with data= the reference SpikeYOLO recipe."""
 
-MODES = ("train", "val", "predict", "export", "convert", "audit", "help")
+MODES = ("train", "val", "predict", "export", "convert", "audit", "energy", "help")
 EXPORT_FORMATS = ("onnx", "torchscript")  # what the spiking graph is tested to export to
 
 
@@ -79,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if mode == "convert":
         from .checkpoints.__main__ import main as checkpoints
         return checkpoints(["convert", *rest])
+    if mode == "energy":
+        from .commands.energy import main as energy
+        return energy(rest)
     if mode == "audit":
         from .spike.audit import main as audit
         return audit(rest)
