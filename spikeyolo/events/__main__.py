@@ -1,4 +1,4 @@
-"""``python -m spikeyolo.events ...`` (also ``spikeyolo events ...``)."""
+"""``python -m spikeyolo.events ...``: the event-camera commands (see :mod:`spikeyolo.events.cli`)."""
 
 import sys
 

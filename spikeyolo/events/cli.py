@@ -1,10 +1,11 @@
-"""The event-camera commands: ``synth``, ``convert``, ``evaluate`` and ``demo``.
+"""The event-camera commands: ``synth``, ``convert``, ``evaluate``, ``predict`` and ``demo``.
 
     python -m spikeyolo.events synth    --root RAW [--train 8 --test 2 --seconds 3 --seed 0]
     python -m spikeyolo.events convert  RAW OUT [--config gen1.yaml] [--kind counts] [--T 4] [--window-ms 250]
                                         [--labels clip] [--time-order newest_first] [--workers N] [--overwrite]
-    python -m spikeyolo.events evaluate model=best.pt data=OUT/data.yaml [imgsz=320 batch=16 ...]
-    python -m spikeyolo.events demo     [--root DIR] [--epochs 12]
+    python -m spikeyolo.events evaluate model=best.pt data=OUT/data.yaml [protocol=gen1] [imgsz=320 batch=16 ...]
+    python -m spikeyolo.events predict  best.pt REC_td.dat [--data OUT/data.yaml] [--every-ms 50] [--conf 0.25]
+    python -m spikeyolo.events demo     [--root DIR] [--epochs 12] [--imgsz 128]
 
 Errors are one line on stderr and exit code 2.
 """
@@ -12,6 +13,7 @@ Errors are one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -89,10 +91,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs="*", help="key=value (model=, data=, imgsz=, batch= ...)")
     p.set_defaults(run=_evaluate)
 
-    p = sub.add_parser("demo", help="synthetic recordings → convert → train → evaluate both protocols")
+    p = sub.add_parser("predict", help="detect objects in a raw recording (.dat) every few milliseconds")
+    p.add_argument("model", help="checkpoint trained on event data")
+    p.add_argument("source", type=Path, help="a *_td.dat recording")
+    p.add_argument("--data", help="event dataset YAML (default: the one the model was trained on)")
+    p.add_argument("--every-ms", type=float, default=50.0, help="detect every this many ms, from the first full window")
+    p.add_argument("--imgsz", type=int, help="input size (default: the training size)")
+    p.add_argument("--conf", type=float, default=0.25, help="confidence threshold")
+    p.add_argument("--out", type=Path, help="JSON file for the detections (default: next to the recording's name)")
+    p.set_defaults(run=_predict)
+
+    p = sub.add_parser("demo", help="synthetic recordings → convert → train → evaluate both protocols → predict")
     p.add_argument("--root", type=Path, default=Path("runs/events-demo"))
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--imgsz", type=int, default=128)
+    p.add_argument("--train", type=int, default=16, help="training recordings")
+    p.add_argument("--test", type=int, default=4, help="test recordings")
     p.set_defaults(run=_demo)
     return parser
 
@@ -103,10 +117,35 @@ def _evaluate(args: argparse.Namespace) -> int:
     return evaluate(args.args)
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from ..engine.model import SpikeYOLO
+    from .config import is_event_data, representation_of
+    from .dat import DatFile
+    from .predict import predict_recording
+
+    model = SpikeYOLO(args.model)
+    data = args.data or model.overrides.get("data")
+    if not is_event_data(data):
+        raise ValueError(f"{data}: not an event dataset YAML (one with an 'events' block); pass --data")
+    dat = DatFile(args.source)
+    step = int(round(args.every_ms * 1000))
+    if step < 1:
+        raise ValueError(f"--every-ms must be positive, got {args.every_ms}")
+    stamps = list(range(representation_of(data).window_us, dat.duration_us + 1, step))
+    imgsz = args.imgsz or int(model.overrides.get("imgsz", 320))
+    detections = predict_recording(model, dat, stamps, data, imgsz=imgsz, conf=args.conf)
+    out = args.out or args.source.with_name(args.source.name.removesuffix(".dat") + "_detections.json")
+    rows = [{"t_us": t, "detections": [[round(float(v), 3) for v in d[:5]] + [int(d[5])] for d in det]}
+            for t, det in zip(stamps, detections)]
+    out.write_text(json.dumps({"format": "x0 y0 x1 y1 (sensor px) score class", "frames": rows}))
+    print(f"{args.source}: {sum(len(d) for d in detections)} detection(s) in {len(stamps)} frame(s) -> {out}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(args.root, epochs=args.epochs, imgsz=args.imgsz)
+    run_demo(args.root, epochs=args.epochs, imgsz=args.imgsz, recordings=(args.train, args.test))
     return 0
 
 
@@ -115,6 +154,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return args.run(args)
-    except (EventFileError, FileNotFoundError, FileExistsError, ValueError) as e:
+    except (EventFileError, FileNotFoundError, FileExistsError, ValueError, TypeError) as e:
         print(f"spikeyolo events: error: {e}", file=sys.stderr)
         return 2

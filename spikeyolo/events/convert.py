@@ -5,13 +5,15 @@ layout; splits train, val, test). Output, one sample per distinct label timestam
 
     OUT/images/<split>/<name>_<ts>.npy   uint8 [T, C_stored, H, W], oldest bin first
     OUT/labels/<split>/<name>_<ts>.txt   YOLO rows "class cx cy w h" (normalised; empty: no boxes)
+    OUT/boxes/<split>/<name>_bbox.npy    the recording's boxes as read (the Prophesee protocol scores these)
     OUT/.done/<split>/<name>.json        written last: this recording is finished
     OUT/conversion.json                  the settings; a later run with other settings is refused
     OUT/data.yaml                        dataset YAML (the packaged gen1.yaml with path and events set)
 
 Recordings are converted in parallel worker processes, each reading its ``.dat`` through a memory
 map one window at a time. The run is resumable: finished recordings are skipped, an interrupted one
-is redone. A bad recording (see :class:`EventFileError`) is skipped with its reason, the run goes
+is redone. The time order (``events.time_order``) is applied when samples are loaded, so switching
+it in ``data.yaml`` needs no new conversion. A bad recording (see :class:`EventFileError`) is skipped with its reason, the run goes
 on, and the skipped files are listed at the end.
 """
 
@@ -32,10 +34,10 @@ from ultralytics.utils import TQDM
 from .config import GEN1_YAML, read_data_yaml
 from .dat import DatFile
 from .errors import EventFileError
-from .labels import LABEL_RULES, check_boxes_on_sensor, read_boxes, yolo_rows
+from .labels import LABEL_RULES, check_boxes_on_sensor, read_boxes, write_boxes, yolo_rows
 from .representation import EventRepresentation
 
-__all__ = ["ConversionReport", "find_recordings", "convert_recording", "convert_dataset"]
+__all__ = ["ConversionReport", "find_recordings", "convert_recording", "convert_dataset", "source_boxes_file"]
 
 SPLITS = ("train", "val", "test")
 _DAT, _BOX = "_td.dat", "_bbox.npy"
@@ -98,6 +100,7 @@ def convert_recording(split: str, name: str, dat_path: Path, box_path: Path, out
         np.save(images / f"{stem}.npy", representation.frames(window, int(ts), dat.height, dat.width))
         rows = yolo_rows(boxes[lo:hi], dat.height, dat.width, settings["labels"])
         (labels / f"{stem}.txt").write_text("".join(f"{int(r[0])} {r[1]:.18e} {r[2]:.18e} {r[3]:.18e} {r[4]:.18e}\n" for r in rows))
+    write_boxes(out / "boxes" / split / f"{name}{_BOX}", boxes)
     done = out / ".done" / split / f"{name}.json"
     done.parent.mkdir(parents=True, exist_ok=True)
     done.write_text(json.dumps({"samples": len(stamps), "events": n_events, "sensor": [dat.height, dat.width]}))
@@ -152,12 +155,14 @@ def convert_dataset(
     if not pairs and not unpaired:
         raise FileNotFoundError(f"no recordings (*{_DAT} with *{_BOX}) under {raw}/{{{','.join(splits or SPLITS)}}}")
 
-    settings = {"representation": rep.to_dict(), "labels": rule}
+    # time_order only matters when samples are read: not a conversion setting (stored frames are oldest first)
+    stored = {k: v for k, v in rep.to_dict().items() if k != "time_order"}
+    settings = {"representation": stored, "labels": rule}
     record = out / "conversion.json"
     previous = json.loads(record.read_text()) if record.is_file() else None
     foreign = previous is None and out.is_dir() and any(out.iterdir())
     if overwrite:
-        for sub in ("images", "labels", ".done", "conversion.json", "data.yaml"):
+        for sub in ("images", "labels", "boxes", ".done", "conversion.json", "data.yaml"):
             target = out / sub
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     elif foreign or previous not in (None, settings):
@@ -202,6 +207,13 @@ def convert_dataset(
     report.data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def source_boxes_file(sample: str | Path) -> Path:
+    """The recording's box file saved by the conversion for a sample ``OUT/images/<split>/<name>_<ts>.npy``."""
+    sample = Path(sample)
+    name = sample.stem.rsplit("_", 1)[0]
+    return sample.parents[2] / "boxes" / sample.parent.name / f"{name}{_BOX}"
 
 
 class _InProcess:

@@ -1,0 +1,74 @@
+"""The event-camera demo on CPU: synthetic recordings → conversion → training with T = 2 → evaluation under
+both protocols → detection on a raw recording (``python -m spikeyolo.events demo``).
+
+Every step is resumable from what the previous run left under ``root``: the recordings and the
+conversion are reused, training starts afresh in ``root/train``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ultralytics.utils import LOGGER
+
+from .convert import convert_dataset
+from .evaluate import Evaluation, evaluate, format_table
+from .predict import predict_recording
+from .synthetic import SyntheticSettings, generate_recordings
+
+__all__ = ["DEMO_TRAINING", "run_demo"]
+
+# A short from-scratch schedule (the Gen1 recipe in gen1.yaml — SGD lr0 0.02, 10 warm-up epochs —
+# is for 100 epochs on the real data): every batch an optimiser step (nbs = batch), ultralytics'
+# "auto" optimiser (AdamW for short runs), one warm-up epoch. Small batches give enough steps for
+# the BatchNorm running statistics (momentum 0.03) to converge: measured here, after 48 steps of
+# batch 16 the validation model's neurons fired 2.5 % of the time against 17 % in training, and
+# every validation score was 0.
+DEMO_TRAINING: dict = {
+    "model": "snn_yolov8n-gen1.yaml",
+    "batch": 8,
+    "nbs": 8,
+    "optimizer": "auto",
+    "warmup_epochs": 1.0,
+    "workers": 0,
+}
+
+
+def run_demo(root: str | Path, epochs: int = 12, imgsz: int = 128, recordings: tuple[int, int] = (16, 4),
+             seconds: float = 3.0) -> Evaluation:
+    """Run the whole pipeline under ``root``; prints each step's result and returns the evaluation.
+
+    Args:
+        root: working folder (``raw/``, ``gen1_T2/``, ``train/``, ``val/``).
+        epochs, imgsz: training length and input size (letterboxed square, multiple of 32).
+        recordings: number of (train, test) synthetic recordings, each ``seconds`` long, labelled at 4 Hz.
+    """
+    from ..engine.model import SpikeYOLO
+
+    root = Path(root).expanduser().resolve()
+    started = time.perf_counter()
+    settings = SyntheticSettings(duration_us=int(seconds * 1e6))
+    raw = generate_recordings(root / "raw", {"train": recordings[0], "test": recordings[1]}, settings, seed=0)
+    report = convert_dataset(raw, root / "gen1_T2")
+    LOGGER.info(f"converted: {report.data_yaml} ({time.perf_counter() - started:.0f} s so far)")
+
+    recipe = {k: v for k, v in DEMO_TRAINING.items() if k != "model"}
+    model = SpikeYOLO(DEMO_TRAINING["model"])
+    model.train(data=str(report.data_yaml), epochs=epochs, imgsz=imgsz, project=str(root), name="train",
+                exist_ok=True, **recipe)
+    best = root / "train" / "weights" / "best.pt"
+    LOGGER.info(f"trained: {best} ({time.perf_counter() - started:.0f} s so far)")
+
+    result = evaluate(SpikeYOLO(best), report.data_yaml, imgsz=imgsz, batch=recipe["batch"], workers=0,
+                      project=str(root), name="val", exist_ok=True)
+    print(format_table(result))
+
+    recording = sorted((raw / "test").glob("*_td.dat"))[0]
+    stamps = range(500_000, int(seconds * 1e6) + 1, 500_000)
+    detections = predict_recording(SpikeYOLO(best), recording, list(stamps), report.data_yaml, imgsz=imgsz)
+    for ts, det in zip(stamps, detections):
+        print(f"{recording.name} at {ts / 1e6:.1f} s: {len(det)} detection(s) "
+              + " ".join(f"[{int(d[5])} {d[4]:.2f}]" for d in det[:5]))
+    print(f"demo finished in {time.perf_counter() - started:.0f} s; results: {result.json_file}")
+    return result

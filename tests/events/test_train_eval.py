@@ -1,0 +1,116 @@
+"""The Gen1 workflow end to end on synthetic recordings: train with T = 2, validate, evaluate under both
+protocols with one command, predict on a raw recording with the validator's input and time order."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from spikeyolo import SpikeYOLO
+from spikeyolo.events.cli import main as events_main
+from spikeyolo.events.evaluate import evaluate
+from spikeyolo.events.labels import read_boxes
+from spikeyolo.events.predict import predict_recording
+from spikeyolo.events.protocol import GEN1_PROTOCOL, keep_boxes
+from spikeyolo.events.validator import EventValidator
+from spikeyolo.nn.time_expansion import MS_GetT
+
+pytestmark = pytest.mark.slow
+
+TRAIN = {"epochs": 1, "imgsz": 64, "batch": 8, "workers": 0, "plots": False}
+
+
+@pytest.fixture(scope="module")
+def trained(gen1_data, session_dir):
+    """One epoch of SpikeYOLO-n (Gen1 neurons) on the converted recordings; returns (model, inputs seen in training)."""
+    model = SpikeYOLO("snn_yolov8n-gen1.yaml")
+    seen = []
+
+    def watch_inputs(trainer):
+        trainer.model.model[0].register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
+
+    model.add_callback("on_train_start", watch_inputs)
+    model.train(data=str(gen1_data), project=str(session_dir / "events-runs"), name="train", exist_ok=True, **TRAIN)
+    return model, seen
+
+
+def test_training_feeds_time_stacks_under_the_gen1_recipe(trained):
+    model, seen = trained
+    args = model.trainer.args
+    assert (args.optimizer, args.lr0, args.lrf, args.warmup_epochs, args.mosaic, args.fliplr) == ("SGD", 0.02, 0.004, 10.0, 0, 0)
+    assert (args.epochs, args.imgsz, args.batch) == (1, 64, 8)  # the caller's arguments win over the YAML's hyp
+    assert seen and seen[0] == (8, 2, 3, 64, 64)  # [B, T, 3, S, S] reaches layer 0
+    assert all(len(s) == 5 and s[1:] == (2, 3, 64, 64) for s in seen)
+    assert isinstance(model.trainer.validator, EventValidator)
+    assert model.trainer.model.model[0].T == 2 and isinstance(model.trainer.model.model[0], MS_GetT)
+
+
+def test_evaluate_command_reports_both_protocols(trained, gen1_data, session_dir, capsys):
+    model, _ = trained
+    best = model.trainer.best
+    code = events_main(["evaluate", f"model={best}", f"data={gen1_data}", "imgsz=64", "batch=8", "workers=0",
+                        f"project={session_dir / 'events-runs'}", "name=eval", "exist_ok=True", "plots=False"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "SpikeYOLO (ultralytics, letterboxed, all boxes)" in out and "Prophesee (COCO, sensor frame, filtered)" in out
+    result = json.loads((session_dir / "events-runs" / "eval" / "protocols.json").read_text())
+    data = yaml.safe_load(gen1_data.read_text())
+    labels = sorted((gen1_data.parent / "labels" / "test").glob("*.txt"))
+    assert result["spikeyolo"]["samples"] == len(labels)
+    assert result["spikeyolo"]["gt_boxes"] == sum(len(np.loadtxt(f, ndmin=2)) for f in labels)
+    # the Prophesee protocol scores the recordings' own boxes after 0.5 s that pass the size rule
+    scored, boxes = 0, 0
+    for box_file in sorted((gen1_data.parent / "boxes" / "test").glob("*_bbox.npy")):
+        raw = read_boxes(box_file)
+        for ts in np.unique(raw["t"]):
+            at = raw[raw["t"] == ts]
+            xyxy = np.stack([at["x"], at["y"], at["x"] + at["w"], at["y"] + at["h"]], axis=1)
+            kept = int(keep_boxes(xyxy, GEN1_PROTOCOL).sum()) if ts > 500_000 else 0
+            scored, boxes = scored + (kept > 0), boxes + kept
+    assert (result["prophesee"]["samples"], result["prophesee"]["gt_boxes"]) == (scored, boxes)
+    assert 0 < scored < len(labels)
+    assert result["prophesee"]["protocol"] == {"skip_us": 500_000, "min_diag": 30.0, "min_side": 10.0}
+    for r in result.values():
+        assert 0.0 <= r["mAP50-95"] <= r["mAP50"] <= 1.0
+    assert data["events"]["T"] == 2
+
+
+def test_val_routes_event_data_and_matches_the_evaluation(trained, gen1_data, session_dir):
+    best = SpikeYOLO(trained[0].trainer.best)
+    run = {"imgsz": 64, "batch": 8, "workers": 0, "project": str(session_dir / "events-runs"), "plots": False,
+           "exist_ok": True}
+    metrics = best.val(data=str(gen1_data), name="val", **run)  # the stock validator would fail on [B, T, 3, S, S]
+    result = evaluate(best, gen1_data, name="val2", **run)
+    assert metrics.box.map50 == result.spikeyolo["mAP50"] and metrics.box.map == result.spikeyolo["mAP50-95"]
+
+
+def test_prediction_on_a_recording_matches_validation(trained, gen1_data, raw_gen1, session_dir):
+    model = SpikeYOLO(trained[0].trainer.best)
+    run = {"imgsz": 64, "batch": 8, "workers": 0, "project": str(session_dir / "events-runs"), "plots": False,
+           "exist_ok": True, "name": "val3"}
+    result = evaluate(model, gen1_data, **run)
+    records = [r for r in result.records if len(r.boxes)]
+    assert records, "the one-epoch model should detect something at conf 0.001"
+    record = records[len(records) // 2]
+    name = record.file.rsplit("/", 1)[1].rsplit("_", 1)[0]
+    (det,) = predict_recording(model, raw_gen1 / "test" / f"{name}_td.dat", [record.ts_us], str(gen1_data), imgsz=64,
+                               conf=0.001)
+    # the validator's NMS keeps several classes per box (multi_label), prediction the best one: compare the top box
+    top = int(np.argmax(record.scores))
+    assert len(det) and det[0, 4] == pytest.approx(record.scores[top], abs=1e-4) and int(det[0, 5]) == record.cls[top]
+    np.testing.assert_allclose(det[0, :4], record.boxes[top], atol=1e-2)
+
+
+def test_predict_command_writes_detections_and_names_bad_recordings(trained, raw_gen1, tmp_path, capsys):
+    best = str(trained[0].trainer.best)
+    recording = sorted((raw_gen1 / "test").glob("*_td.dat"))[0]
+    out = tmp_path / "det.json"
+    assert events_main(["predict", best, str(recording), "--every-ms", "250", "--conf", "0.001", "--out", str(out)]) == 0
+    frames = json.loads(out.read_text())["frames"]
+    assert [f["t_us"] for f in frames] == [250_000, 500_000, 750_000, 1_000_000, 1_250_000]
+    assert all(len(d) == 6 and 0 <= d[0] <= d[2] <= 304 and 0 <= d[1] <= d[3] <= 240 for f in frames for d in f["detections"])
+    bad = tmp_path / "cut_td.dat"
+    bad.write_bytes(recording.read_bytes()[:-5])
+    assert events_main(["predict", best, str(bad)]) == 2
+    assert f"{bad}: truncated" in capsys.readouterr().err
