@@ -11,9 +11,8 @@ from ultralytics.models.yolo.detect import DetectionPredictor, DetectionValidato
 
 from ..cfg import load_model_yaml, resolve_model_cfg
 from ..checkpoints import is_reference_checkpoint
-from ..checkpoints.restricted import check_globals, own_format_globals
+from ..checkpoints.restricted import check_globals, own_format_globals, pickle_globals
 from ..checkpoints.convert import import_reference_model
-from ..events.config import is_event_data, training_defaults
 from ..nn.model import SpikeDetectionModel
 from ..nn.neuron import ILIF
 from ..spike.driven import spike_driven as spike_driven_mode
@@ -21,12 +20,33 @@ from .trainer import SpikeDetectionTrainer
 
 
 def _check_checkpoint_file(path: str) -> None:
-    """Refuse a missing or empty file before ultralytics tries to download or unpickle it."""
+    """Refuse a file that is not a SpikeYOLO checkpoint before ultralytics tries to download or unpickle it.
+
+    Released reference checkpoints pass (they are imported through the restricted path); any
+    other ``.pt`` file must reference only this package's classes, which is read from the
+    pickle's opcodes without executing it.
+
+    Raises:
+        FileNotFoundError: no such file.
+        TypeError: the file is empty, not a torch zip archive, or holds a stock ultralytics model
+            (another task, or a non-spiking detector).
+        UnsafeCheckpointError: it references globals outside this package's checkpoint format.
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint '{path}' not found")
     if p.stat().st_size == 0:
         raise TypeError(f"checkpoint '{path}' is empty")
+    if is_reference_checkpoint(path):
+        return
+    try:
+        stock = sorted(g.rsplit(".", 1)[1] for g in pickle_globals(path) if g.startswith("ultralytics.nn.tasks."))
+        if stock:  # named before the allow-list check: "another task" says more than a list of globals
+            raise TypeError(f"'{path}' holds an ultralytics {stock[0]}, not a SpikeYOLO spiking detector; "
+                            "run it with ultralytics (YOLO or the yolo command)")
+        check_globals(path, own_format_globals(), "spikeyolo-checkpoint")
+    except (zipfile.BadZipFile, ValueError) as e:
+        raise TypeError(f"'{path}' is not a loadable checkpoint: truncated, or not a torch zip archive ({e})") from e
 
 
 class SpikeYOLO(Model):
@@ -60,12 +80,13 @@ class SpikeYOLO(Model):
             raise TypeError(f"'{name}' holds a model without I-LIF neurons, not a SpikeYOLO detector; use ultralytics.YOLO")
 
     def _load(self, weights: str, task: str | None = None) -> None:
-        """Load a checkpoint; released reference checkpoints are imported through the restricted path."""
-        if not is_reference_checkpoint(weights):
-            try:
-                check_globals(weights, own_format_globals(), "spikeyolo-checkpoint")
-            except (zipfile.BadZipFile, ValueError) as e:
-                raise TypeError(f"'{weights}' is not a loadable checkpoint: truncated, or not a torch zip archive ({e})") from e
+        """Load a checkpoint (already vetted by ``_check_checkpoint_file``) or an exported model.
+
+        Released reference checkpoints are imported through the restricted path. Exported models
+        (``.onnx``, ``.torchscript``) are handed to ultralytics as they are: AutoBackend runs them
+        and nothing is unpickled.
+        """
+        if not (weights.lower().endswith(".pt") and is_reference_checkpoint(weights)):
             return super()._load(weights, task)
         self.model = import_reference_model(weights)
         self.ckpt = {"model": self.model, "train_args": self.model.args, "epoch": -1}
@@ -75,29 +96,12 @@ class SpikeYOLO(Model):
         self.overrides["model"], self.overrides["task"] = weights, "detect"
         self.model_name = weights
 
-    def train(self, trainer=None, **kwargs):
-        """ultralytics training. Event data (a dataset YAML with an ``events`` block) trains with
-        :class:`~spikeyolo.events.trainer.EventDetectionTrainer`, under the YAML's ``hyp`` defaults."""
-        data = kwargs.get("data") or self.overrides.get("data")
-        if trainer is None and is_event_data(data):
-            from ..events.trainer import EventDetectionTrainer
-
-            trainer = EventDetectionTrainer
-            if not kwargs.get("resume"):  # a resumed run keeps its own arguments
-                kwargs = {**training_defaults(data), **kwargs}
-        return super().train(trainer=trainer, **kwargs)
-
     def val(self, validator=None, spike_driven: bool = False, **kwargs):
         """ultralytics validation; ``spike_driven=True`` runs every synapse on binary spikes.
 
         The spike-driven run also records which convolutions were verified to see only 0 and 1:
-        ``self.spike_ledger.checked`` (conv path → verified forward calls). Event data validates
-        with :class:`~spikeyolo.events.validator.EventValidator`.
+        ``self.spike_ledger.checked`` (conv path → verified forward calls).
         """
-        if validator is None and is_event_data(kwargs.get("data") or self.overrides.get("data")):
-            from ..events.validator import EventValidator
-
-            validator = EventValidator
         if not spike_driven:
             return super().val(validator=validator, **kwargs)
         with spike_driven_mode(self.model) as self.spike_ledger:

@@ -53,7 +53,7 @@ def test_predict_missing_source_and_wrong_model(checkpoint, tmp_path, capsys):
 
     torch.save({"model": DetectionModel("yolov8n.yaml", nc=2, verbose=False)}, stock)
     assert main(["predict", f"model={stock}", f"source={tmp_path}"]) == 2  # a model of another kind
-    assert "ultralytics.nn.modules.head.Detect" in capsys.readouterr().err
+    assert "holds an ultralytics DetectionModel, not a SpikeYOLO" in capsys.readouterr().err
 
 
 def test_predict_spike_driven_and_export(checkpoint, tiny_data, tmp_path):
