@@ -2,7 +2,9 @@
 
 Without ``data=``, trains SpikeYOLO-n on the bundled synthetic dataset with the quick demo
 recipe. With ``data=``, uses the reference SpikeYOLO recipe (SGD, lrf 0.004, 10 warm-up epochs,
-patience 200, batch 40) on top of ultralytics' defaults. Any key given on the command line wins.
+patience 200, batch 40) on top of ultralytics' defaults; event data (a dataset YAML with an
+``events`` block) instead trains the Gen1 model under the dataset's own ``hyp`` recipe. Any key given
+on the command line wins.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from ultralytics.data.utils import check_det_dataset
 from ..cfg.recipes import DEMO_RECIPE, REFERENCE_RECIPE
 from ..data import default_dataset
 from ..engine.model import SpikeYOLO
+from ..events.config import is_event_data
 from .arguments import UsageError, parse_arguments
 from .reporting import print_metrics
 
@@ -23,6 +26,8 @@ from .reporting import print_metrics
 def build_train_args(argv: Sequence[str]) -> dict:
     """The full training arguments: recipe defaults updated with the user's ``key=value`` pairs."""
     user = parse_arguments(argv)
+    if is_event_data(user.get("data")):  # SpikeYOLO.train applies the dataset's hyp (the Gen1 recipe)
+        return {"model": "snn_yolov8s-gen1.yaml", **user}
     recipe = dict(REFERENCE_RECIPE if "data" in user else DEMO_RECIPE)
     if "data" not in user:
         recipe["data"] = str(default_dataset())

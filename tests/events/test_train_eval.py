@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from spikeyolo import SpikeYOLO
+from spikeyolo.commands.train import build_train_args
 from spikeyolo.events.cli import main as events_main
 from spikeyolo.events.evaluate import evaluate
 from spikeyolo.events.labels import read_boxes
@@ -114,3 +115,8 @@ def test_predict_command_writes_detections_and_names_bad_recordings(trained, raw
     bad.write_bytes(recording.read_bytes()[:-5])
     assert events_main(["predict", best, str(bad)]) == 2
     assert f"{bad}: truncated" in capsys.readouterr().err
+
+
+def test_train_command_leaves_event_data_to_its_own_recipe(gen1_data):
+    assert build_train_args([f"data={gen1_data}"]) == {"model": "snn_yolov8s-gen1.yaml", "data": str(gen1_data)}
+    assert build_train_args([f"data={gen1_data}", "model=snn_yolov8n-gen1.yaml", "batch=4"])["batch"] == 4
