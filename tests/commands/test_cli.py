@@ -6,21 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
+from ultralytics.nn.tasks import ClassificationModel, DetectionModel, SegmentationModel
 
+from spikeyolo import SpikeYOLO
 from spikeyolo.cli import main
-from spikeyolo.nn import SpikeDetectionModel
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, tiny_data):
-    """An untrained 4-class SpikeYOLO-n saved as an ultralytics checkpoint."""
-    model = SpikeDetectionModel("snn_yolov8n.yaml", nc=4, verbose=False)
-    model.names = {0: "circle", 1: "rectangle", 2: "triangle", 3: "cross"}
-    path = tmp_path_factory.mktemp("cli") / "tiny.pt"
-    torch.save({"model": model.half(), "train_args": {"imgsz": 64, "data": str(tiny_data)}}, path)
-    return path
 
 
 def test_help_and_console_script():
@@ -36,6 +29,7 @@ def test_help_and_console_script():
         (["trian"], "did you mean 'train'"),
         (["val", "model=x.pt", "epoch=3"], "epochs"),
         (["predict", "source=img.jpg"], "give the model"),
+        (["predict", "model=x.pt", "sourc=img.jpg"], "did you mean 'source'"),
         (["export", "format=engine", "model=x.pt"], "not supported for spiking models"),
         (["convert", "missing.pt", "out.pt"], "error"),
     ],
@@ -45,15 +39,62 @@ def test_user_errors_exit_2(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_predict_missing_source_and_wrong_model(checkpoint, tmp_path, capsys):
+def test_predict_missing_source(checkpoint, tmp_path, capsys):
     assert main(["predict", f"model={checkpoint}", f"source={tmp_path / 'none.jpg'}"]) == 2
     assert "not found" in capsys.readouterr().err
-    stock = tmp_path / "stock.pt"
-    from ultralytics.nn.tasks import DetectionModel
 
-    torch.save({"model": DetectionModel("yolov8n.yaml", nc=2, verbose=False)}, stock)
-    assert main(["predict", f"model={stock}", f"source={tmp_path}"]) == 2  # a model of another kind
-    assert "holds an ultralytics DetectionModel, not a SpikeYOLO" in capsys.readouterr().err
+
+@pytest.mark.parametrize(
+    ("model_class", "cfg"),
+    [(DetectionModel, "yolov8n.yaml"), (ClassificationModel, "yolov8n-cls.yaml"), (SegmentationModel, "yolov8n-seg.yaml")],
+)
+def test_stock_ultralytics_checkpoints_are_refused(model_class, cfg, tiny_data, tmp_path, capsys):
+    stock = tmp_path / "stock.pt"
+    torch.save({"model": model_class(cfg, nc=2, verbose=False).half()}, stock)
+    folder = tiny_data.parent / "images" / "val"
+    for argv in (["predict", f"source={folder}"], ["val", f"data={tiny_data}"], ["export", "format=onnx"]):
+        assert main([argv[0], f"model={stock}", *argv[1:]]) == 2, argv
+        assert f"holds an ultralytics {model_class.__name__}, not a SpikeYOLO" in capsys.readouterr().err
+    assert not list(tmp_path.glob("stock.*[!t]"))  # nothing exported
+
+
+def test_console_script_reports_user_errors_without_traceback(tiny_data, tmp_path):
+    stock = tmp_path / "cls.pt"
+    torch.save({"model": ClassificationModel("yolov8n-cls.yaml", nc=2, verbose=False).half()}, stock)
+    script = shutil.which("spikeyolo", path=str(Path(sys.executable).parent))
+    for argv, message in (
+        (["predict", f"model={stock}", f"source={tiny_data.parent}"], "holds an ultralytics ClassificationModel"),
+        (["predikt"], "did you mean 'predict'"),
+    ):
+        r = subprocess.run([script, *argv], capture_output=True, text=True, timeout=120, env=os.environ, cwd=tmp_path)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def _detections(results) -> list[np.ndarray]:
+    """Per image ``[n, 6]``: x1, y1, x2, y2, confidence, class."""
+    return [r.boxes.data.numpy() for r in results]
+
+
+def test_predict_image_folder_and_video_save_annotated_outputs(checkpoint, tiny_data, tmp_path):
+    images = sorted((tiny_data.parent / "images" / "val").glob("*.jpg"))
+    common = ["imgsz=64", "conf=0.001", "max_det=5", "save=True", f"project={tmp_path}"]
+    assert main(["predict", f"model={checkpoint}", f"source={images[0]}", *common, "name=image"]) == 0
+    drawn = cv2.imread(str(tmp_path / "image" / images[0].name))
+    assert drawn.shape == cv2.imread(str(images[0])).shape
+    assert np.abs(drawn.astype(int) - cv2.imread(str(images[0]))).max() > 100  # boxes and labels were drawn
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 64))
+    for f in images[:3]:
+        writer.write(cv2.imread(str(f)))
+    writer.release()
+    assert main(["predict", f"model={checkpoint}", f"source={clip}", *common, "name=video"]) == 0
+    saved = cv2.VideoCapture(str(tmp_path / "video" / "clip.avi"))
+    frames = []
+    while (frame := saved.read()[1]) is not None:
+        frames.append(frame)
+    saved.release()
+    assert len(frames) == 3 and np.abs(frames[0].astype(int) - cv2.imread(str(images[0]))).max() > 100
 
 
 def test_predict_spike_driven_and_export(checkpoint, tiny_data, tmp_path):
@@ -61,5 +102,13 @@ def test_predict_spike_driven_and_export(checkpoint, tiny_data, tmp_path):
     assert main(["predict", f"model={checkpoint}", f"source={folder}", "imgsz=64", "save=True",
                  f"project={tmp_path}", "name=pred", "spike_driven=True"]) == 0
     assert len(list((tmp_path / "pred").glob("*.jpg"))) == len(list(folder.glob("*.jpg")))
-    assert main(["export", f"model={checkpoint}", "format=onnx", "imgsz=64"]) == 0
-    assert checkpoint.with_suffix(".onnx").is_file()
+    exported = tmp_path / "tiny.pt"
+    shutil.copy(checkpoint, exported)
+    assert main(["export", f"model={exported}", "imgsz=64"]) == 0  # ultralytics' default format: torchscript
+    kwargs = {"imgsz": 64, "conf": 0.001, "verbose": False}
+    source = [str(f) for f in sorted(folder.glob("*.jpg"))[:3]]
+    expected = _detections(SpikeYOLO(exported).predict(source, **kwargs))
+    got = _detections(SpikeYOLO(exported.with_suffix(".torchscript")).predict(source, **kwargs))
+    assert sum(len(d) for d in expected) > 0
+    for e, g in zip(expected, got):
+        assert e.shape == g.shape and np.allclose(e, g, rtol=1e-4, atol=1e-3)
