@@ -16,8 +16,9 @@ from pathlib import Path
 HELP = """usage: spikeyolo MODE [key=value ...]
 
   spikeyolo train   model=snn_yolov8s.yaml data=coco.yaml epochs=300 imgsz=640 batch=40
+  spikeyolo train   model=snn_yolov8s.yaml data=coco.yaml device=0,1,2,3 batch=40  # DDP: 10 images per GPU
   spikeyolo val     model=best.pt data=data.yaml                 # mAP + per-neuron firing rates
-  spikeyolo predict model=best.pt source=images/ save=True [spike_driven=True]
+  spikeyolo predict model=best.pt source=images/ [spike_driven=True]  # or image.jpg, video.mp4, 0 (webcam)
   spikeyolo export  model=best.pt format=onnx                    # onnx or torchscript
   spikeyolo convert 23M_best.pt spikeyolo_s.pt [--overwrite]     # a released reference checkpoint
   spikeyolo audit   snn_yolov8s.yaml --imgsz 640 [--images DIR] [--json FILE]
@@ -57,10 +58,17 @@ def _predict_or_export(mode: str, argv: Sequence[str]) -> int:
         model = SpikeYOLO(args.pop("model"))
     except (UsageError, FileNotFoundError, ValueError, TypeError, pickle.UnpicklingError) as e:
         return _error(str(e))
-    if mode == "predict":
-        model.predict(**args)
-    else:
+    if mode == "export":
         print(model.export(**args))
+        return 0
+    try:
+        # Under the console script ultralytics sees argv[0] ending in "yolo" and predicts as `yolo
+        # predict` does: save=True by default, results streamed rather than kept (webcams, long videos).
+        model.predict(**args)
+    except ConnectionError:
+        return _error(f"cannot open source '{args['source']}': no camera at that index, or the stream is unreachable")
+    except FileNotFoundError as e:  # e.g. a folder without images or videos
+        return _error(str(e))
     return 0
 
 

@@ -42,6 +42,10 @@ def test_user_errors_exit_2(argv, message, capsys):
 def test_predict_missing_source(checkpoint, tmp_path, capsys):
     assert main(["predict", f"model={checkpoint}", f"source={tmp_path / 'none.jpg'}"]) == 2
     assert "not found" in capsys.readouterr().err
+    assert main(["predict", f"model={checkpoint}", f"source={tmp_path}"]) == 2  # a folder without images
+    assert "No images or videos found" in capsys.readouterr().err
+    assert main(["predict", f"model={checkpoint}", "source=9"]) == 2  # a webcam index with no camera behind it
+    assert "cannot open source '9'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -68,6 +72,16 @@ def test_console_script_reports_user_errors_without_traceback(tiny_data, tmp_pat
     ):
         r = subprocess.run([script, *argv], capture_output=True, text=True, timeout=120, env=os.environ, cwd=tmp_path)
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_console_script_predict_saves_by_default(checkpoint, tiny_data, tmp_path):
+    image = next((tiny_data.parent / "images" / "val").glob("*.jpg"))
+    script = shutil.which("spikeyolo", path=str(Path(sys.executable).parent))
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}  # else ultralytics saves into its tests/
+    r = subprocess.run([script, "predict", f"model={checkpoint}", f"source={image}", "imgsz=64"],
+                       capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "runs" / "detect" / "predict" / image.name).is_file()  # as `yolo predict`: save=True
 
 
 def _detections(results) -> list[np.ndarray]:
