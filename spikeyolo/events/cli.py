@@ -5,7 +5,7 @@
                                         [--labels clip] [--time-order newest_first] [--workers N] [--overwrite]
     python -m spikeyolo.events evaluate model=best.pt data=OUT/data.yaml [protocol=gen1] [imgsz=320 batch=16 ...]
     python -m spikeyolo.events predict  best.pt REC_td.dat [--data OUT/data.yaml] [--every-ms 50] [--conf 0.25]
-    python -m spikeyolo.events demo     [--root DIR] [--epochs 12] [--imgsz 128]
+    python -m spikeyolo.events demo     [--root DIR] [--epochs 10] [--imgsz 128] [--train 16 --test 4 --seconds 3]
 
 Errors are one line on stderr and exit code 2.
 """
@@ -103,10 +103,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="synthetic recordings → convert → train → evaluate both protocols → predict")
     p.add_argument("--root", type=Path, default=Path("runs/events-demo"))
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--imgsz", type=int, default=128)
     p.add_argument("--train", type=int, default=16, help="training recordings")
     p.add_argument("--test", type=int, default=4, help="test recordings")
+    p.add_argument("--seconds", type=float, default=3.0, help="length of each recording")
     p.set_defaults(run=_demo)
     return parser
 
@@ -145,7 +146,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(args.root, epochs=args.epochs, imgsz=args.imgsz, recordings=(args.train, args.test))
+    run_demo(args.root, epochs=args.epochs, imgsz=args.imgsz, recordings=(args.train, args.test), seconds=args.seconds)
     return 0
 
 

@@ -120,3 +120,12 @@ def test_predict_command_writes_detections_and_names_bad_recordings(trained, raw
 def test_train_command_leaves_event_data_to_its_own_recipe(gen1_data):
     assert build_train_args([f"data={gen1_data}"]) == {"model": "snn_yolov8s-gen1.yaml", "data": str(gen1_data)}
     assert build_train_args([f"data={gen1_data}", "model=snn_yolov8n-gen1.yaml", "batch=4"])["batch"] == 4
+
+
+def test_demo_runs_the_whole_pipeline(tmp_path, capsys):
+    root = tmp_path / "demo"
+    args = ["--root", str(root), "--epochs", "1", "--imgsz", "64", "--train", "2", "--test", "1", "--seconds", "1.5"]
+    assert events_main(["demo", *args]) == 0
+    out = capsys.readouterr().out
+    assert "SpikeYOLO (ultralytics" in out and "Prophesee (COCO" in out and "synth_0_000_td.dat at 1.5 s:" in out
+    assert (root / "train" / "weights" / "best.pt").is_file() and (root / "val" / "protocols.json").is_file()
