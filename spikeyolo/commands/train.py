@@ -46,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     model.train(**args)
     trainer = model.trainer
-    print_metrics(trainer.metrics)
+    # multi-GPU (DDP): the workers validated, not this process; the best checkpoint carries their metrics
+    print_metrics(trainer.metrics if trainer.metrics is not None else model.ckpt["train_metrics"])
     print(f"weights: {trainer.best}")
     return 0

@@ -1,11 +1,11 @@
 """Multi-GPU training: ultralytics' DDP launch file rebuilds our trainer and model in a fresh process.
 
-``device=0,1,...`` makes ultralytics write a launch script plus a cloudpickled state (trainer
-class, arguments, model, callbacks) and run it under ``torch.distributed.run``. No GPU here, so
-the test captures the trainer a real ``SpikeYOLO.train`` builds, writes the launch file with
-ultralytics' own ``generate_ddp_file``, and runs that file unchanged as rank 0 of a one-process
-``torch.distributed.run`` world (gloo on CPU): the worker must rebuild the trainer and model from
-the installed package and train them to a checkpoint.
+``device=0,1,...`` makes ultralytics' ``BaseTrainer.train`` write a launch script plus a
+cloudpickled state (trainer class, arguments, model, callbacks) with ``generate_ddp_file`` and run
+it under ``torch.distributed.run``. No GPU here, so the test replaces only that method: it writes
+the launch file with ultralytics' own function and runs it unchanged as rank 0 of a one-process
+``torch.distributed.run`` world (gloo on CPU). The worker must rebuild the trainer and model from
+the installed package and train them; the parent (``train.py``) then reports the workers' result.
 """
 
 import os
@@ -13,12 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 from ultralytics.utils.dist import ddp_cleanup, find_free_network_port, generate_ddp_file
 
 from spikeyolo import SpikeYOLO
 from spikeyolo.checkpoints.restricted import pickle_globals
+from spikeyolo.commands import train as train_command
 from spikeyolo.engine.trainer import SpikeDetectionTrainer
 from spikeyolo.nn import SpikeDetectionModel
 
@@ -35,39 +35,39 @@ finally:
 """
 
 
-def test_ddp_launch_file_rebuilds_and_trains_our_trainer(tiny_data, tmp_path, monkeypatch):
+def test_ddp_launch_file_rebuilds_and_trains_our_trainer(tiny_data, tmp_path, monkeypatch, capsys):
     start = tmp_path / "start.pt"
     model = SpikeDetectionModel("snn_yolov8n.yaml", nc=4, verbose=False)
     model.names = {0: "circle", 1: "rectangle", 2: "triangle", 3: "cross"}
     torch.save({"model": model.half(), "train_args": {"imgsz": 64}}, start)
+    worker = tmp_path / "worker.py"
+    worker.write_text(WORKER)
+    launched = {}
 
-    launched = []
-    # Stand in for BaseTrainer.train's DDP branch: write the launch file instead of spawning workers.
-    monkeypatch.setattr(SpikeDetectionTrainer, "train", lambda trainer: launched.append((trainer, generate_ddp_file(trainer))))
-    args = {"data": str(tiny_data), "epochs": 1, "imgsz": 64, "batch": 8, "device": "cpu", "plots": False,
-            "project": str(tmp_path), "name": "ddp", "exist_ok": True, "workers": 0}
-    # Model.train then looks for the checkpoint the parent process never writes in DDP either
-    with pytest.raises(FileNotFoundError, match="no checkpoint was saved"):
-        SpikeYOLO(start).train(**args)
-    trainer, launch_file = launched[0]
-    state = Path(launch_file).with_suffix(".pt")
-    try:
-        names = pickle_globals(state)
-        # classes travel by reference (import path), so workers run the installed package's code
-        assert {"spikeyolo.engine.trainer.SpikeDetectionTrainer", "spikeyolo.nn.model.SpikeDetectionModel",
-                "spikeyolo.nn.neuron.ILIF"} <= names
-        worker = tmp_path / "worker.py"
-        worker.write_text(WORKER)
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
-               "--master_port", str(find_free_network_port()), str(worker), launch_file]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=os.environ, cwd=tmp_path)
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    finally:
-        ddp_cleanup(trainer, launch_file)
-    assert not state.exists()
+    def launch_workers(trainer: SpikeDetectionTrainer) -> None:
+        """BaseTrainer.train's DDP branch, with a CPU world of one process."""
+        launch_file = generate_ddp_file(trainer)
+        try:
+            launched["globals"] = pickle_globals(Path(launch_file).with_suffix(".pt"))
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
+                   "--master_port", str(find_free_network_port()), str(worker), launch_file]
+            launched["run"] = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=os.environ, cwd=tmp_path)
+        finally:
+            ddp_cleanup(trainer, launch_file)
+        launched["state_removed"] = not Path(launch_file).with_suffix(".pt").exists()
 
-    last = tmp_path / "ddp" / "weights" / "last.pt"
-    trained = SpikeYOLO(last)
+    monkeypatch.setattr(SpikeDetectionTrainer, "train", launch_workers)
+    code = train_command.main([f"model={start}", f"data={tiny_data}", "epochs=1", "imgsz=64", "batch=8", "device=cpu",
+                               "plots=False", f"project={tmp_path}", "name=ddp", "exist_ok=True"])
+    run = launched["run"]
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert code == 0 and launched["state_removed"]
+    # classes travel by reference (import path), so workers run the installed package's code
+    assert {"spikeyolo.engine.trainer.SpikeDetectionTrainer", "spikeyolo.nn.model.SpikeDetectionModel",
+            "spikeyolo.nn.neuron.ILIF"} <= launched["globals"]
+    assert "mAP50 " in capsys.readouterr().out  # the parent reports the metrics the workers recorded
+
+    trained = SpikeYOLO(tmp_path / "ddp" / "weights" / "last.pt")
     assert isinstance(trained.model, SpikeDetectionModel) and trained.model.names == model.names
     assert trained.ckpt["train_args"]["imgsz"] == 64 and trained.ckpt["train_args"]["batch"] == 8
     before, after = model.float().state_dict(), trained.model.float().state_dict()
