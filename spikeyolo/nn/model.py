@@ -14,6 +14,7 @@ from ultralytics.utils.torch_utils import initialize_weights, intersect_dicts
 from ..cfg import load_model_yaml
 from .fuse import fuse_spiking_modules, is_fused
 from .head import SpikeDetect
+from .init import DEFAULT_INIT, apply_init
 from .parse import parse_model
 
 
@@ -25,11 +26,21 @@ class SpikeDetectionModel(DetectionModel):
         ch: input channels.
         nc: number of classes, overriding the YAML.
         verbose: print the layer table and summary.
+        init: initialisation scheme (:mod:`spikeyolo.nn.init`): ``"firing"`` (default) or
+            ``"reference"``; ``None`` takes the YAML's ``init`` key, else the default. Values only:
+            the layers and state-dict layout are the same for every scheme.
 
     Input ``[B, ch, H, W]`` images (or ``[B, T, ch, H, W]`` event frames); H and W multiples of 32.
     """
 
-    def __init__(self, cfg: str | Path | dict = "snn_yolov8n.yaml", ch: int = 3, nc: int | None = None, verbose: bool = True):
+    def __init__(
+        self,
+        cfg: str | Path | dict = "snn_yolov8n.yaml",
+        ch: int = 3,
+        nc: int | None = None,
+        verbose: bool = True,
+        init: str | None = None,
+    ):
         torch.nn.Module.__init__(self)  # DetectionModel.__init__ would build with ultralytics' parser
         self.yaml = load_model_yaml(cfg)
         self.yaml["channels"] = ch
@@ -44,6 +55,7 @@ class SpikeDetectionModel(DetectionModel):
         self.stride = head.stride = self._probe_strides(ch)
         head.bias_init()
         initialize_weights(self)
+        apply_init(self, init or self.yaml.get("init", DEFAULT_INIT))
         if verbose:
             self.info()
             LOGGER.info("")
