@@ -53,6 +53,13 @@ def test_resume_skips_finished_and_redoes_interrupted(raw_gen1, tmp_path):
     marker.unlink()  # as if interrupted inside this recording
     resumed = convert_dataset(raw_gen1, out, splits=("test",), workers=1, progress=False)
     assert (resumed.converted, resumed.reused) == (1, 1) and marker.is_file()
+    # the time order is read when samples are loaded: switching it reuses every stored sample
+    reordered = convert_dataset(raw_gen1, out, splits=("test",), representation=EventRepresentation(time_order="newest_first"),
+                                workers=1, progress=False)
+    assert (reordered.converted, reordered.reused) == (0, 2)
+    assert yaml.safe_load(reordered.data_yaml.read_text())["events"]["time_order"] == "newest_first"
+    for raw_boxes in sorted((raw_gen1 / "test").glob("*_bbox.npy")):  # kept for the Prophesee protocol
+        np.testing.assert_array_equal(read_boxes(out / "boxes" / "test" / raw_boxes.name), read_boxes(raw_boxes))
     with pytest.raises(FileExistsError, match="conversion with other settings"):
         convert_dataset(raw_gen1, out, splits=("test",), representation=EventRepresentation(T=4), progress=False)
     redone = convert_dataset(raw_gen1, out, splits=("test",), representation=EventRepresentation(kind="counts", T=4),
