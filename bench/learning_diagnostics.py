@@ -1,6 +1,7 @@
 """Why SpikeYOLO learns slower than YOLOv8 from scratch: measurements on short training runs.
 
     python bench/learning_diagnostics.py silence            # firing per neuron layer at init
+    python bench/learning_diagnostics.py silence --weights runs/learning/*-spikeyolo/weights/last.pt
     python bench/learning_diagnostics.py grads              # gradient norm per block at init
     python bench/learning_diagnostics.py sweep [--steps 60] # short runs, one factor changed at a time
 
@@ -159,17 +160,19 @@ def neuron_stats(model: nn.Module, x: torch.Tensor, train_mode: bool) -> list[tu
     return stats
 
 
-def block_grad_norms(model: nn.Module, batch: dict) -> list[tuple[str, float]]:
-    """L2 norm of the loss gradient over each top-level layer's parameters (``model.model[i]``)."""
+def block_grad_norms(model: nn.Module, batch: dict) -> list[tuple[str, float, float, int]]:
+    """Per top-level layer ``model.model[i]``: ``(name, loss-gradient L2 norm, weight L2 norm, parameters)``."""
     model.train()
     model.zero_grad(set_to_none=True)
     loss, _ = model.loss(batch)
     loss.sum().backward()
     out = []
     for i, layer in enumerate(model.model):
-        grads = [p.grad.flatten() for p in layer.parameters() if p.grad is not None]
-        if grads:
-            out.append((f"{i}:{type(layer).__name__}", torch.cat(grads).norm().item()))
+        params = [p for p in layer.parameters() if p.grad is not None]
+        if params:
+            g = torch.cat([p.grad.flatten() for p in params]).norm().item()
+            w = torch.cat([p.detach().flatten() for p in params]).norm().item()
+            out.append((f"{i}:{type(layer).__name__}", g, w, sum(p.numel() for p in params)))
     model.zero_grad(set_to_none=True)
     return out
 
@@ -216,30 +219,63 @@ def train_run(model: nn.Module, data: tuple, steps: int, batch: int, optimizer: 
 # ------------------------------------------------------------------------------------------------
 # Commands
 # ------------------------------------------------------------------------------------------------
+def _print_silence(label: str, model: nn.Module, x: torch.Tensor, verbose: bool) -> None:
+    for mode in ("eval", "train"):
+        st = neuron_stats(model, x, mode == "train")
+        fire = np.array([f for _, f, _ in st])
+        win = np.array([w for _, _, w in st])
+        print(f"{label:24s} {mode:5s}: silent layers {int((fire == 0).sum())}/{len(st)}, firing share median "
+              f"{np.median(fire):.3f} (min {fire.min():.3f}), gradient window share median {np.median(win):.3f} "
+              f"(min {win.min():.3f})", flush=True)
+    if verbose:
+        for (n, f, w), (_, fe, _) in zip(neuron_stats(model, x, True), neuron_stats(model, x, False)):
+            print(f"    {n:32s} train fire {f:.3f} window {w:.3f} | eval fire {fe:.3f}")
+
+
 def cmd_silence(args: argparse.Namespace, data: tuple) -> None:
-    """Firing per neuron layer of a fresh SpikeYOLO-n, eval and train mode, for every init scheme."""
-    x = data[0][: args.batch]
+    """Firing per neuron layer, eval and train mode, on validation images.
+
+    Fresh SpikeYOLO-n for every init scheme, or the trained checkpoints given with ``--weights``
+    (e.g. the benchmark's ``runs/learning/*-spikeyolo/weights/last.pt``: the EMA model).
+    """
+    x = data[2][: args.batch]
+    if args.weights:
+        from spikeyolo import SpikeYOLO
+
+        for w in args.weights:
+            _print_silence(str(w.parent.parent.name), SpikeYOLO(str(w)).model.float(), x, args.verbose)
+        return
     for init in INIT_SCHEMES:
-        model = build("spikeyolo", init)
-        for mode in ("eval", "train"):
-            st = neuron_stats(model, x, mode == "train")
-            silent = sum(1 for _, f, _ in st if f == 0)
-            fire = np.array([f for _, f, _ in st])
-            win = np.array([w for _, _, w in st])
-            print(f"init={init:9s} {mode:5s}: silent layers {silent}/{len(st)}, firing share median "
-                  f"{np.median(fire):.3f} (min {fire.min():.3f}), gradient window share median {np.median(win):.3f} "
-                  f"(min {win.min():.3f})")
-        if args.verbose:
-            for (n, f, w), (_, fe, _) in zip(neuron_stats(model, x, True), neuron_stats(model, x, False)):
-                print(f"    {n:32s} train fire {f:.3f} window {w:.3f} | eval fire {fe:.3f}")
+        _print_silence(f"init={init}", build("spikeyolo", init), x, args.verbose)
 
 
 def cmd_grads(args: argparse.Namespace, data: tuple) -> None:
-    """Gradient norm per top-level block at init, SpikeYOLO-n (each init) and YOLOv8n."""
+    """Gradient norm per top-level block at init, for SpikeYOLO-n variants and YOLOv8n.
+
+    The ultralytics trainer clips the total gradient norm to 10, so when a few blocks dominate the
+    norm every other block's step shrinks by the same factor; the head's share shows how much.
+    """
     b = make_batch(data[0], data[1], list(range(args.batch)))
-    for kind, init in [("spikeyolo", s) for s in INIT_SCHEMES] + [("yolov8", "-")]:
-        norms = block_grad_norms(build(kind, init), b)
-        print(f"{kind} init={init}: " + " ".join(f"{n.split(':')[0]}={v:.2g}" for n, v in norms))
+    variants = [(f"init={s}", "spikeyolo", s, 1, 4, 0.0) for s in INIT_SCHEMES] + [
+        ("T=2", "spikeyolo", "reference", 2, 4, 0.0),
+        ("D=1", "spikeyolo", "reference", 1, 1, 0.0),
+        ("D=8", "spikeyolo", "reference", 1, 8, 0.0),
+        ("window ±1", "spikeyolo", "reference", 1, 4, 1.0),
+        ("yolov8n", "yolov8", "-", 1, 4, 0.0),
+    ]
+    for label, kind, init, T, D, window in variants:
+        with surrogate_window(window):
+            norms = block_grad_norms(build(kind, init, T, D), b)
+        total = math.sqrt(sum(g * g for _, g, _, _ in norms))
+        _, head, head_w, head_n = norms[-1]
+        # Relative size of the head's first full-rate update: SGD (lr 0.01) after the trainer's
+        # clipping of the total norm to 10, and AdamW (lr 0.00125, ultralytics "auto"), whose first
+        # step moves every parameter by lr whatever the gradient's scale.
+        sgd = 0.01 * head * min(1.0, 10.0 / total) / head_w
+        adam = 0.00125 * math.sqrt(head_n) / head_w
+        print(f"{label:16s} total {total:9.1f}  head {head:6.2f} ({head / total:5.1%} of the norm), head update "
+              f"SGD+clip {sgd:.1e} AdamW {adam:.1e}  blocks: "
+              + " ".join(f"{n.split(':')[0]}={g:.2g}" for n, g, _, _ in norms), flush=True)
 
 
 def sweep_configs(args: argparse.Namespace) -> list[tuple[str, dict]]:
@@ -299,6 +335,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="sweep rows whose label contains one of these")
     parser.add_argument("--verbose", action="store_true", help="per-layer rows")
+    parser.add_argument("--weights", nargs="*", type=Path, help="silence: trained checkpoints to measure")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "spikeyolo" / "bench")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
