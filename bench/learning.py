@@ -117,7 +117,8 @@ def plot(out: Path, path: Path) -> None:
             ax.plot(range(1, len(r["map50_95"]) + 1), r["map50_95"], styles[kind], label=label)
     s = res["settings"]
     ax.set(xlabel="epoch", ylabel="mAP50-95 (val)",
-           title=f"{s['n_train']} images, {s['imgsz']} px, batch {s['batch']}, SGD lr0 0.01, lrf 0.004, warm-up 10")
+           title=f"{s['n_train']} images, {s['imgsz']} px, batch {s['batch']}, {s['optimizer']} lr0 {s['lr0']}, lrf {s['lrf']}, "
+                 f"warm-up {s['warmup_epochs']:g}, nbs {s['nbs']}, mosaic {s['mosaic']:g}")
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
