@@ -1,4 +1,4 @@
-"""Why SpikeYOLO learns slower than YOLOv8 from scratch: measurements on short training runs.
+"""Why SpikeYOLO learns slower than YOLOv8 from scratch: measurements at init, after training, in short runs.
 
     python bench/learning_diagnostics.py silence            # firing per neuron layer at init
     python bench/learning_diagnostics.py silence --weights runs/learning/*-spikeyolo/weights/last.pt
@@ -6,9 +6,10 @@
     python bench/learning_diagnostics.py sweep [--steps 60] # short runs, one factor changed at a time
 
 Every experiment uses a small generated dataset (``--n-train`` images of ``--imgsz`` px, held in
-memory) and a plain training loop with ultralytics' v8 detection loss, so that one run takes about
-a minute on two cores. The loop mirrors the ultralytics trainer where it matters for learning
-speed: SGD (momentum 0.937, Nesterov) or AdamW, weight decay 5e-4 on conv weights only, a linear
+memory). ``silence`` and ``grads`` take seconds. ``sweep`` trains with a plain loop and
+ultralytics' v8 detection loss, one to two minutes per SpikeYOLO run of 60 steps on two free
+cores (several times longer on a shared machine). The loop mirrors the ultralytics trainer where
+it matters for learning speed: SGD (momentum 0.937, Nesterov) or AdamW, weight decay 5e-4 on conv weights only, a linear
 warm-up, gradient clipping at norm 10, loss = sum over the batch. Measured per run: the training
 loss (mean of the last 10 steps), the loss of the validation images in eval mode (BatchNorm
 running statistics, as the validator sees the model), and the share of firing neuron outputs.
