@@ -13,6 +13,7 @@ from ..cfg import load_model_yaml, resolve_model_cfg
 from ..checkpoints import is_reference_checkpoint
 from ..checkpoints.restricted import check_globals, own_format_globals, pickle_globals
 from ..checkpoints.convert import import_reference_model
+from ..events.config import is_event_data, training_defaults
 from ..nn.model import SpikeDetectionModel
 from ..nn.neuron import ILIF
 from ..spike.driven import spike_driven as spike_driven_mode
@@ -96,12 +97,29 @@ class SpikeYOLO(Model):
         self.overrides["model"], self.overrides["task"] = weights, "detect"
         self.model_name = weights
 
+    def train(self, trainer=None, **kwargs):
+        """ultralytics training. Event data (a dataset YAML with an ``events`` block) trains with
+        :class:`~spikeyolo.events.trainer.EventDetectionTrainer`, under the YAML's ``hyp`` defaults."""
+        data = kwargs.get("data") or self.overrides.get("data")
+        if trainer is None and is_event_data(data):
+            from ..events.trainer import EventDetectionTrainer
+
+            trainer = EventDetectionTrainer
+            if not kwargs.get("resume"):  # a resumed run keeps its own arguments
+                kwargs = {**training_defaults(data), **kwargs}
+        return super().train(trainer=trainer, **kwargs)
+
     def val(self, validator=None, spike_driven: bool = False, **kwargs):
         """ultralytics validation; ``spike_driven=True`` runs every synapse on binary spikes.
 
         The spike-driven run also records which convolutions were verified to see only 0 and 1:
-        ``self.spike_ledger.checked`` (conv path → verified forward calls).
+        ``self.spike_ledger.checked`` (conv path → verified forward calls). Event data validates
+        with :class:`~spikeyolo.events.validator.EventValidator`.
         """
+        if validator is None and is_event_data(kwargs.get("data") or self.overrides.get("data")):
+            from ..events.validator import EventValidator
+
+            validator = EventValidator
         if not spike_driven:
             return super().val(validator=validator, **kwargs)
         with spike_driven_mode(self.model) as self.spike_ledger:
