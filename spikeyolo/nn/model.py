@@ -15,6 +15,7 @@ from ..cfg import load_model_yaml
 from .fuse import fuse_spiking_modules, is_fused
 from .head import SpikeDetect
 from .init import DEFAULT_INIT, apply_init
+from .neuron import ILIF
 from .parse import parse_model
 
 
@@ -56,6 +57,10 @@ class SpikeDetectionModel(DetectionModel):
         head.bias_init()
         initialize_weights(self)
         apply_init(self, init or self.yaml.get("init", DEFAULT_INIT))
+        for m in self.modules():
+            if isinstance(m, ILIF):
+                m.carry_state = False  # reset after every forward anyway (see _predict_once)
+        self.to(memory_format=torch.channels_last)  # see MS_GetT: keeps every conv on the fast layout
         if verbose:
             self.info()
             LOGGER.info("")
@@ -100,6 +105,7 @@ class SpikeDetectionModel(DetectionModel):
         """
         if not self.is_fused():
             fuse_spiking_modules(self)
+            self.to(memory_format=torch.channels_last)  # the folded convolutions are new tensors
             self.info(verbose=verbose, imgsz=imgsz)
         return self
 

@@ -29,8 +29,9 @@ class _IntegerCount(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u: torch.Tensor, max_count: int) -> torch.Tensor:
-        ctx.save_for_backward((u >= 0) & (u <= max_count))
-        return torch.round(torch.clamp(u, 0, max_count))
+        clamped = torch.clamp(u, 0, max_count)
+        ctx.save_for_backward(clamped == u)  # inside the closed window [0, D]; NaN is outside
+        return clamped.round_()  # in place: one allocation less per neuron call
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
@@ -46,7 +47,7 @@ def quantize_count(u: torch.Tensor, max_count: int) -> torch.Tensor:
     """
     if torch.is_grad_enabled() and u.requires_grad:
         return _IntegerCount.apply(u, max_count)
-    return torch.round(torch.clamp(u, 0, max_count))
+    return torch.clamp(u, 0, max_count).round_()
 
 
 class ILIF(base.MemoryModule):
@@ -60,7 +61,10 @@ class ILIF(base.MemoryModule):
             ``"s"`` (one step ``[...]`` per call, state kept until ``functional.reset_net``).
 
     The membrane state ``v`` is a spikingjelly memory, so ``functional.reset_net`` resets it and
-    monitors hook the module as usual. The detection model resets every neuron before and after
+    monitors hook the module as usual. With ``carry_state = False`` the membrane returns to rest
+    after each call instead of being kept for the next one, which saves computing the final
+    ``v`` (one elementwise pass per call); the detection model sets this, as it resets its
+    neurons after every forward anyway. The detection model resets every neuron before and after
     each forward pass, which reproduces the reference's state-free per-forward behaviour and keeps
     the module safe to deep-copy (no tensor attached to an autograd graph survives a forward).
     """
@@ -74,6 +78,7 @@ class ILIF(base.MemoryModule):
         self.input_scale = float(input_scale)
         self.register_memory("v", 0.0)
         self.step_mode = step_mode
+        self.carry_state = True
 
     @property
     def D(self) -> int:  # noqa: N802 - the paper's name for the maximum count
@@ -93,7 +98,11 @@ class ILIF(base.MemoryModule):
         """One step: ``x [N, ...]`` and state ``v`` → ``(count [N, ...],), (v_next,)``."""
         u = self._charge(inputs[0], states[0])
         s = quantize_count(u, self.max_count)
-        return (s,), (u - s.detach(),)
+        return (s,), (self._final_state(u, s),)
+
+    def _final_state(self, u: torch.Tensor, s: torch.Tensor) -> torch.Tensor | float:
+        """The membrane ``v`` kept after the last step: soft reset by the count, or rest (0)."""
+        return u - s.detach() if getattr(self, "carry_state", True) else 0.0  # older pickles lack it
 
     def multi_step_functional_forward(self, inputs, states, **kwargs):
         """All steps: ``x [T, N, ...]`` → ``(counts [T, N, ...],), (v_T,)``."""
@@ -101,11 +110,11 @@ class ILIF(base.MemoryModule):
         if x_seq.shape[0] == 1:
             u = self._charge(x_seq[0], v)
             s = quantize_count(u, self.max_count)
-            return (s.unsqueeze(0),), (u - s.detach(),)
+            return (s.unsqueeze(0),), (self._final_state(u, s),)
         counts = []
-        for x in x_seq:
+        for t, x in enumerate(x_seq):
             u = self._charge(x, v)
             s = quantize_count(u, self.max_count)
-            v = u - s.detach()
+            v = u - s.detach() if t < len(x_seq) - 1 else self._final_state(u, s)
             counts.append(s)
         return (torch.stack(counts),), (v,)

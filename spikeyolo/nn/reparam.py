@@ -8,7 +8,6 @@ them equivalent, in eval mode, to a single dense k×k convolution with bias.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -38,13 +37,12 @@ class BNAndPadLayer(nn.Module):
         p = self.pad_pixels
         if p <= 0:
             return y
-        y = F.pad(y, [p, p, p, p])
-        border = self.border_value().view(1, -1, 1, 1).to(y.dtype)
-        y[:, :, :p, :] = border
-        y[:, :, -p:, :] = border
-        y[:, :, :, :p] = border
-        y[:, :, :, -p:] = border
-        return y
+        n, c, h, w = y.shape
+        layout = torch.channels_last if y.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        border = self.border_value().to(y.dtype).view(1, c, 1, 1)
+        out = border.expand(n, c, h + 2 * p, w + 2 * p).contiguous(memory_format=layout)  # F.pad would drop the layout
+        out[:, :, p:-p, p:-p] = y
+        return out
 
 
 class RepConv(nn.Module):
