@@ -2,7 +2,7 @@
 
     python bench/speed.py [--repeats 5] [--threads 2] [--scales n s]
 
-Prints median milliseconds per image for evaluation (batch 1, fp32, eval mode, no grad) at 320
+Prints median milliseconds per image for evaluation (batch 1, fp32, fused, no grad) at 320
 and 640 pixels, median milliseconds per training step (batch 2, 320 px: forward + loss +
 backward), and the ratio SpikeYOLO / YOLOv8. Compare ratios, not absolute times across machines
 or runs.
@@ -10,6 +10,7 @@ or runs.
 
 from __future__ import annotations
 
+from copy import deepcopy
 from types import SimpleNamespace
 
 import spikeyolo  # noqa: F401  (offline environment before ultralytics)
@@ -31,8 +32,8 @@ def build(kind: str, scale: str) -> torch.nn.Module:
 
 
 def eval_ms(model: torch.nn.Module, imgsz: int, repeats: int) -> float:
-    """Median ms for one image (batch 1) in eval mode."""
-    model.eval()
+    """Median ms for one image (batch 1), fused as ultralytics' val/predict run it (a fused copy)."""
+    model = deepcopy(model).eval().fuse(verbose=False)
     x = torch.rand(1, 3, imgsz, imgsz)
 
     def step():
