@@ -100,15 +100,15 @@ def test_bad_samples_name_the_file(gen1_data, tmp_path):
     np.save(images / "rec_000000500000.npy", np.zeros((2, 1, 240, 304), np.uint8))
     with pytest.raises(FileNotFoundError, match=r"label file .*labels/test/rec_000000500000.txt of sample"):
         _dataset(data)
-    (labels / "rec_000000500000.txt").write_text("0 0.5 0.5 0.1\n")
-    with pytest.raises(ValueError, match=r"rec_000000500000.txt: every line must be 'class cx cy w h'"):
-        _dataset(data)
-    (labels / "rec_000000500000.txt").write_text("2 0.5 0.5 0.1 0.1\n")
-    with pytest.raises(ValueError, match=r"rec_000000500000.txt: class ids must be integers in \[0, 2\)"):
-        _dataset(data)
-    (labels / "rec_000000500000.txt").write_text("1 0.5 1.5 0.1 0.1\n")
-    with pytest.raises(ValueError, match=r"rec_000000500000.txt: box coordinates must be normalised"):
-        _dataset(data)
+    bad_labels = {
+        "0 0.5 0.5 0.1\n": r"rec_000000500000.txt: every line must be 'class cx cy w h'",
+        "2 0.5 0.5 0.1 0.1\n": r"rec_000000500000.txt: class ids must be integers in \[0, 2\)",
+        "1 0.5 1.5 0.1 0.1\n": r"rec_000000500000.txt: box coordinates must be normalised",
+    }
+    for text, message in bad_labels.items():
+        (labels / "rec_000000500000.txt").write_text(text)
+        with pytest.raises(ValueError, match=message):
+            _dataset(data)
     (labels / "rec_000000500000.txt").write_text("1 0.5 0.5 0.1 0.1\n")
     np.save(images / "rec_000000500000.npy", np.zeros((4, 1, 240, 304), np.uint8))  # T = 4 where the YAML says 2
     dataset = _dataset(data)
