@@ -13,6 +13,7 @@ from .blocks import MS_AllConvBlock, MS_ConvBlock
 from .conv import MS_DownSampling, MS_StandardConv, SpikeConv, SpikeConvWithoutBN
 from .head import SpikeDetect
 from .model import SpikeDetectionModel
+from .neck import ChannelConcat, FrameUpsample
 from .neuron import ILIF
 from .parse import configure_neurons, parse_model
 from .reparam import BNAndPadLayer, RepConv, SepRepConv
@@ -34,6 +35,8 @@ CHECKPOINT_CLASSES = (
     MS_ConvBlock,
     MS_AllConvBlock,
     SpikeSPPF,
+    FrameUpsample,
+    ChannelConcat,
     SpikeDetect,
     SpikeDetectionModel,
 )

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
-from ultralytics.nn.modules.conv import Concat
 from ultralytics.utils.ops import make_divisible
 
 from .blocks import MS_AllConvBlock, MS_ConvBlock
 from .conv import MS_DownSampling, MS_StandardConv, SpikeConv
 from .head import SpikeDetect
+from .neck import ChannelConcat, FrameUpsample
 from .sppf import SpikeSPPF
 from .time_expansion import MS_GetT
 
@@ -46,6 +46,10 @@ def _channel_preserving(c1, args, width, max_channels):
     return c1, [c1, *args]
 
 
+def _parameter_free(c1, args, width, max_channels):
+    return c1, list(args)
+
+
 @dataclass(frozen=True)
 class ModuleSpec:
     """A YAML-buildable module: its class and its channel rule (``None``: special-cased)."""
@@ -63,5 +67,6 @@ MODULES: dict[str, ModuleSpec] = {
     "SpikeConv": ModuleSpec(SpikeConv, _scaled_divisible),
     "SpikeSPPF": ModuleSpec(SpikeSPPF, _scaled_divisible),
     "SpikeDetect": ModuleSpec(SpikeDetect, None),
-    "Concat": ModuleSpec(Concat, None),
+    "Concat": ModuleSpec(ChannelConcat, None),
+    "nn.Upsample": ModuleSpec(FrameUpsample, _parameter_free),
 }

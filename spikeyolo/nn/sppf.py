@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .conv import SpikeConv
-from .temporal import over_time
+from .temporal import cat_channels, over_time
 
 
 class SpikeSPPF(nn.Module):
@@ -26,4 +26,4 @@ class SpikeSPPF(nn.Module):
         y = [self.cv1(x)]
         for _ in range(3):
             y.append(over_time(self.m, y[-1]))
-        return self.cv2(torch.cat(y, 2))
+        return self.cv2(cat_channels(y))

@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-from torch import nn
 
 
-def over_time(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Run a 4-D layer on ``x [T, B, C, H, W]`` with time and batch merged.
+def merge_time(x: torch.Tensor) -> torch.Tensor:
+    """``[T, B, C, H, W]`` → ``[T·B, C, H, W]`` as a view (no copy).
+
+    A channels-last single frame (``T·B = 1``) gets the canonical batch stride ``C·H·W``: its
+    view-derived stride is arbitrary, and torch then calls an ``N = 1`` tensor channels-first,
+    so upsampling, pooling, concatenation and BatchNorm would switch to the slow layout.
+    """
+    y = x.flatten(0, 1)
+    if y.shape[0] == 1 and not y.is_contiguous() and y.is_contiguous(memory_format=torch.channels_last):
+        c, h, w = y.shape[1:]
+        y = y.as_strided(y.shape, (c * h * w, 1, w * c, c), y.storage_offset())
+    return y
+
+
+def over_time(layer: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Run a 4-D layer (module or function) on ``x [T, B, C, H, W]`` with time and batch merged.
 
     Returns ``[T, B, C', H', W']``. BatchNorm in training mode therefore takes its statistics over
     ``T·B·H·W``, as in the reference.
     """
-    y = layer(x.flatten(0, 1))
+    y = layer(merge_time(x))
     return y.view(x.shape[0], x.shape[1], *y.shape[1:])
+
+
+def cat_channels(xs: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Concatenate ``[T, B, C_i, H, W]`` tensors along channels, keeping the channels-last layout.
+
+    ``torch.cat`` on dim 2 of the 5-D tensors returns a channels-first result (torch has no
+    channels-last notion for this 5-D shape), which every following convolution would copy back.
+    """
+    y = torch.cat([merge_time(x) for x in xs], 1)
+    return y.view(xs[0].shape[0], xs[0].shape[1], *y.shape[1:])

@@ -70,10 +70,10 @@ def mirror(module: nn.Module, gen1: bool) -> nn.Module:
         twin = _blank(FAKE["SpikeDFL"])
     elif isinstance(module, SpikeDetectionModel):
         twin = _blank(FAKE_DETECTION_MODEL)
-    elif type(module).__module__.startswith("spikeyolo."):
+    elif type(module).__name__ in FAKE:
         twin = _blank(FAKE[type(module).__name__])
-    else:  # torch layers and ultralytics Concat are pickled as themselves
-        twin = _blank(type(module))
+    else:  # torch layers and ultralytics Concat as themselves (our layout-keeping subclasses as their parents)
+        twin = _blank(next(c for c in type(module).__mro__ if not c.__module__.startswith("spikeyolo.")))
         twin.__dict__.update({k: v for k, v in module.__dict__.items() if not k.startswith("_") and k != "training"})
     for name in _KEEP_ATTRS:
         if name in module.__dict__:
