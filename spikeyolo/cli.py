@@ -19,6 +19,7 @@ HELP = """usage: spikeyolo MODE [key=value ...]
   spikeyolo train   model=snn_yolov8s.yaml data=coco.yaml device=0,1,2,3 batch=40  # DDP: 10 images per GPU
   spikeyolo val     model=best.pt data=data.yaml                 # mAP + per-neuron firing rates
   spikeyolo predict model=best.pt source=images/ [spike_driven=True]  # or image.jpg, video.mp4, 0 (webcam)
+  spikeyolo val     model=best.pt amp=bf16                       # bfloat16 autocast (also train, predict)
   spikeyolo export  model=best.pt format=onnx                    # onnx or torchscript
   spikeyolo convert 23M_best.pt spikeyolo_s.pt [--overwrite]     # a released reference checkpoint
   spikeyolo audit   snn_yolov8s.yaml --imgsz 640 [--images DIR] [--json FILE]
@@ -42,6 +43,7 @@ def _error(message: str) -> int:
 def _predict_or_export(mode: str, argv: Sequence[str]) -> int:
     from .commands.arguments import UsageError, parse_arguments
     from .engine.model import SpikeYOLO
+    from .nn.precision import check_precision
 
     try:
         args = parse_arguments(argv, extra_keys=("spike_driven",) if mode == "predict" else ())
@@ -53,6 +55,8 @@ def _predict_or_export(mode: str, argv: Sequence[str]) -> int:
                 raise UsageError("give the input: source=image.jpg | folder/ | video.mp4 | 0 (webcam)")
             if not source.isdigit() and "://" not in source and not Path(source).exists():
                 raise FileNotFoundError(f"source '{source}' not found")
+            if "amp" in args:
+                args["amp"] = check_precision(args["amp"])
         elif str(args.setdefault("format", "torchscript")) not in EXPORT_FORMATS:
             raise UsageError(f"export format '{args['format']}' is not supported for spiking models; use {EXPORT_FORMATS}")
         model = SpikeYOLO(args.pop("model"))

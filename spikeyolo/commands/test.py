@@ -5,7 +5,8 @@ pycocotools mAP for COCO-format datasets) with hooks on every I-LIF, prints the 
 and writes ``firing_rates.json`` into the run directory. Without ``data=`` the checkpoint's own
 dataset is used, and without ``model=`` nothing can be evaluated. ``energy=True`` adds the
 per-layer synaptic operations and energy at ``imgsz`` (``energy_preset=fp32|fp16|int8``,
-``first_layer=mac|template``) with ``energy.json``, ``energy.csv`` and two PNG plots.
+``first_layer=mac|template``) with ``energy.json``, ``energy.csv`` and two PNG plots. ``amp=bf16``
+evaluates under bfloat16 autocast (``amp=fp32``, exact, is the default of a model trained in fp32).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ultralytics.data.utils import check_det_dataset
 
 from ..analysis import energy_report, val_with_firing_rates
 from ..engine.model import SpikeYOLO
+from ..nn.precision import check_precision
 from .arguments import UsageError, parse_arguments
 from .energy import ENERGY_KEYS, nominal_imgsz, pop_energy_options
 from .reporting import print_metrics
@@ -31,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         energy = pop_energy_options(args) if args.pop("energy", False) else None
         if "model" not in args:
             raise UsageError("give the checkpoint to evaluate: model=path/to/best.pt")
+        if "amp" in args:
+            args["amp"] = check_precision(args["amp"])
         model = SpikeYOLO(args.pop("model"))
         if "data" in args:
             check_det_dataset(args["data"], autodownload=False)  # a bad dataset fails here, clearly

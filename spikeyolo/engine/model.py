@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import zipfile
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from ..checkpoints.convert import import_reference_model
 from ..events.config import is_event_data, training_defaults
 from ..nn.model import SpikeDetectionModel
 from ..nn.neuron import ILIF
+from ..nn.precision import model_precision
 from ..spike.driven import spike_driven as spike_driven_mode
 from .trainer import SpikeDetectionTrainer
 
@@ -109,30 +111,44 @@ class SpikeYOLO(Model):
                 kwargs = {**training_defaults(data), **kwargs}
         return super().train(trainer=trainer, **kwargs)
 
-    def val(self, validator=None, spike_driven: bool = False, **kwargs):
+    def _precision(self, amp) -> contextlib.AbstractContextManager:
+        """The model at precision ``amp`` (``"fp32"``, ``"bf16"``, ``"fp16"``) for one call; ``None``: as it is."""
+        if amp is None:
+            return contextlib.nullcontext()
+        if not isinstance(self.model, SpikeDetectionModel):
+            raise ValueError(f"amp={amp!r} applies to PyTorch models; this one is an exported '{self.model}'")
+        return model_precision(self.model, amp)
+
+    def val(self, validator=None, spike_driven: bool = False, amp: str | None = None, **kwargs):
         """ultralytics validation; ``spike_driven=True`` runs every synapse on binary spikes.
 
         The spike-driven run also records which convolutions were verified to see only 0 and 1:
-        ``self.spike_ledger.checked`` (conv path → verified forward calls). Event data validates
-        with :class:`~spikeyolo.events.validator.EventValidator`.
+        ``self.spike_ledger.checked`` (conv path → verified forward calls). ``amp="bf16"`` (or
+        ``"fp16"`` on CUDA) runs the forward passes under autocast, ``"fp32"`` exactly; by default
+        the model's own ``precision``. Event data validates with
+        :class:`~spikeyolo.events.validator.EventValidator`.
         """
         if validator is None and is_event_data(kwargs.get("data") or self.overrides.get("data")):
             from ..events.validator import EventValidator
 
             validator = EventValidator
-        if not spike_driven:
-            return super().val(validator=validator, **kwargs)
-        with spike_driven_mode(self.model) as self.spike_ledger:
-            return super().val(validator=validator, **kwargs)
+        with self._precision(amp):
+            if not spike_driven:
+                return super().val(validator=validator, **kwargs)
+            with spike_driven_mode(self.model) as self.spike_ledger:
+                return super().val(validator=validator, **kwargs)
 
-    def predict(self, source=None, stream: bool = False, predictor=None, spike_driven: bool = False, **kwargs):
-        """ultralytics prediction; ``spike_driven=True`` as in :meth:`val` (not with ``stream=True``)."""
-        if not spike_driven:
-            return super().predict(source, stream, predictor, **kwargs)
-        if stream:
-            raise ValueError("spike_driven=True needs stream=False (the mode ends when predict returns)")
-        with spike_driven_mode(self.model) as self.spike_ledger:
-            return super().predict(source, stream, predictor, **kwargs)
+    def predict(
+        self, source=None, stream: bool = False, predictor=None, spike_driven: bool = False, amp: str | None = None, **kwargs
+    ):
+        """ultralytics prediction; ``spike_driven`` and ``amp`` as in :meth:`val` (not with ``stream=True``)."""
+        if (spike_driven or amp is not None) and stream:
+            raise ValueError("spike_driven and amp need stream=False (the setting ends when predict returns)")
+        with self._precision(amp):
+            if not spike_driven:
+                return super().predict(source, stream, predictor, **kwargs)
+            with spike_driven_mode(self.model) as self.spike_ledger:
+                return super().predict(source, stream, predictor, **kwargs)
 
     @property
     def task_map(self) -> dict:

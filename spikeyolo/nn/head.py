@@ -53,11 +53,18 @@ class SpikeDetect(Detect):
         """
         if box_head is None or cls_head is None:
             return {}
-        maps = [torch.cat((box_head[i](x[i]).mean(0), cls_head[i](x[i]).mean(0)), 1) for i in range(self.nl)]
+        # under autocast the branches run in bf16/fp16; the loss and the decoding read maps in the weights' dtype
+        dtype = self.dfl.conv.weight.dtype
+        maps = [torch.cat((box_head[i](x[i]).mean(0), cls_head[i](x[i]).mean(0)), 1).to(dtype) for i in range(self.nl)]
         bs = maps[0].shape[0]
         flat = torch.cat([m.view(bs, self.no, -1) for m in maps], -1)
         boxes, scores = flat.split((4 * self.reg_max, self.nc), 1)
         return {"boxes": boxes, "scores": scores, "feats": maps}
+
+    def _inference(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Stock DFL decoding into ``[B, 4 + nc, A]`` boxes (pixels) and scores, outside any autocast."""
+        with torch.autocast(x["boxes"].device.type, enabled=False):
+            return super()._inference(x)
 
     def bias_init(self) -> None:
         """Reference initialisation: box bias 1.0, class bias ``log(5 / nc / (640 / stride)²)``."""

@@ -17,6 +17,7 @@ from .head import SpikeDetect
 from .init import DEFAULT_INIT, apply_init
 from .neuron import ILIF
 from .parse import parse_model
+from .precision import autocast_for, check_precision
 
 
 class SpikeDetectionModel(DetectionModel):
@@ -30,6 +31,9 @@ class SpikeDetectionModel(DetectionModel):
         init: initialisation scheme (:mod:`spikeyolo.nn.init`): ``"firing"`` (default) or
             ``"reference"``; ``None`` takes the YAML's ``init`` key, else the default. Values only:
             the layers and state-dict layout are the same for every scheme.
+        precision: ``"fp32"`` (default, exact), ``"bf16"`` or ``"fp16"`` (CUDA): the forward pass
+            runs under autocast to that dtype (see :mod:`spikeyolo.nn.precision`); decoded boxes
+            and the raw maps the loss reads stay fp32. An attribute: change it any time.
 
     Input ``[B, ch, H, W]`` images (or ``[B, T, ch, H, W]`` event frames); H and W multiples of 32.
     """
@@ -41,8 +45,10 @@ class SpikeDetectionModel(DetectionModel):
         nc: int | None = None,
         verbose: bool = True,
         init: str | None = None,
+        precision: str = "fp32",
     ):
         torch.nn.Module.__init__(self)  # DetectionModel.__init__ would build with ultralytics' parser
+        self.precision = check_precision(precision)
         self.yaml = load_model_yaml(cfg)
         self.yaml["channels"] = ch
         if nc and nc != self.yaml["nc"]:
@@ -90,7 +96,8 @@ class SpikeDetectionModel(DetectionModel):
             )
         self.reset_neurons()
         try:
-            return super()._predict_once(x, profile, embed)
+            with autocast_for(getattr(self, "precision", "fp32"), x.device.type):  # older pickles lack it
+                return super()._predict_once(x, profile, embed)
         finally:
             self.reset_neurons()
 

@@ -15,6 +15,8 @@ def merge_time(x: torch.Tensor) -> torch.Tensor:
     so upsampling, pooling, concatenation and BatchNorm would switch to the slow layout.
     """
     y = x.flatten(0, 1)
+    if torch.jit.is_tracing():  # exported graphs (ONNX, TorchScript) have no memory layout to keep
+        return y
     if y.shape[0] == 1 and not y.is_contiguous() and y.is_contiguous(memory_format=torch.channels_last):
         c, h, w = y.shape[1:]
         y = y.as_strided(y.shape, (c * h * w, 1, w * c, c), y.storage_offset())

@@ -101,6 +101,20 @@ def test_fine_tune_from_checkpoint(trained, tiny_data, session_dir):
     assert any(not torch.equal(tuned[k], before[k]) for k in before if tuned[k].is_floating_point())
 
 
+def test_bf16_training_on_cpu_and_evaluation_precision(trained, tiny_data, session_dir, capsys):
+    best, _ = trained
+    model = SpikeYOLO(best)
+    model.train(data=str(tiny_data), epochs=1, imgsz=64, batch=8, workers=0, plots=False, warmup_epochs=0, amp="bf16",
+                project=str(session_dir / "runs"), name="bf16", exist_ok=True)  # ultralytics alone refuses bf16 on CPU
+    tuned = SpikeYOLO(model.trainer.best)
+    assert tuned.model.precision == "bf16" and tuned.ckpt["train_args"]["amp"] == "bf16"  # resume trains in bf16 again
+    metrics = tuned.val(data=str(tiny_data), imgsz=64, batch=4, amp="fp32", plots=False,
+                        project=str(session_dir / "runs"), name="val-fp32")
+    assert 0.0 <= metrics.box.map50 <= 1.0 and tuned.model.precision == "bf16"  # fp32 for that call only
+    assert test_command.main([f"model={best}", "amp=True"]) == 2
+    assert "precision must be one of ['fp32', 'bf16', 'fp16'], got True" in capsys.readouterr().err
+
+
 def test_safe_load_in_fresh_interpreter(trained):
     best, _ = trained
     code = (
