@@ -32,6 +32,25 @@ def list_images(source: str | Path) -> list[Path]:
     return images
 
 
+def load_letterboxed(paths: list[Path], imgsz: int) -> tuple[torch.Tensor | None, list[str]]:
+    """The readable images of ``paths`` as ``[N, 3, imgsz, imgsz]`` float RGB in [0, 1], and the unreadable ones.
+
+    Letterboxed as ultralytics validation does (aspect kept, grey 114 border). The tensor is
+    ``None`` when no image could be read.
+    """
+    letterbox = LetterBox((imgsz, imgsz), auto=False)
+    frames, skipped = [], []
+    for path in paths:
+        im = cv2.imread(str(path))
+        if im is None:
+            skipped.append(str(path))
+            continue
+        frames.append(letterbox(image=im)[..., ::-1].transpose(2, 0, 1))  # BGR HWC → RGB CHW
+    if not frames:
+        return None, skipped
+    return torch.from_numpy(np.ascontiguousarray(np.stack(frames))).float() / 255, skipped
+
+
 def measure_rates_on_images(model: nn.Module, source: str | Path, imgsz: int, batch: int = 8) -> FiringRateMonitor:
     """Run ``model`` (a ``SpikeDetectionModel``) on every image of ``source`` and return the filled monitor.
 
@@ -43,7 +62,6 @@ def measure_rates_on_images(model: nn.Module, source: str | Path, imgsz: int, ba
         FileNotFoundError, ValueError: as :func:`list_images`; ValueError also if no image could be read.
     """
     images = list_images(source)
-    letterbox = LetterBox((imgsz, imgsz), auto=False)
     param = next(model.parameters())
     monitor = FiringRateMonitor(model)
     skipped: list[str] = []
@@ -51,16 +69,10 @@ def measure_rates_on_images(model: nn.Module, source: str | Path, imgsz: int, ba
     model.eval()
     with monitor, torch.inference_mode():
         for start in TQDM(range(0, len(images), batch), desc=f"firing rates on {len(images)} images", unit="batch"):
-            frames = []
-            for path in images[start : start + batch]:
-                im = cv2.imread(str(path))
-                if im is None:
-                    skipped.append(str(path))
-                    continue
-                frames.append(letterbox(image=im)[..., ::-1].transpose(2, 0, 1))  # BGR HWC → RGB CHW
-            if frames:
-                x = torch.from_numpy(np.ascontiguousarray(np.stack(frames))).to(param.device, param.dtype) / 255
-                model(x)
+            x, unreadable = load_letterboxed(images[start : start + batch], imgsz)
+            skipped += unreadable
+            if x is not None:
+                model(x.to(param.device, param.dtype))
     model.train(was_training)
     if skipped:
         LOGGER.warning(f"skipped {len(skipped)} unreadable image(s): {', '.join(skipped)}")

@@ -163,16 +163,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load_images(folder: str, imgsz: int) -> torch.Tensor:
-    """Letterboxed images ``[B, 3, imgsz, imgsz]`` in [0, 1] from a folder."""
-    import cv2
-    from ultralytics.data.augment import LetterBox
+    """Letterboxed images ``[B, 3, imgsz, imgsz]`` in [0, 1] from a folder (unreadable ones are refused)."""
+    from ..analysis.image_rates import list_images, load_letterboxed
 
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp"})
-    if not files:
-        raise ValueError(f"no images in '{folder}'")
-    box = LetterBox((imgsz, imgsz), auto=False)
-    arrays = [box(image=cv2.imread(str(f)))[..., ::-1].copy() for f in files]
-    return torch.from_numpy(__import__("numpy").stack(arrays)).permute(0, 3, 1, 2).float() / 255
+    images, unreadable = load_letterboxed(list_images(folder), imgsz)
+    if unreadable:
+        raise ValueError(f"cannot read {len(unreadable)} image(s): {', '.join(unreadable)}")
+    return images
 
 
 if __name__ == "__main__":

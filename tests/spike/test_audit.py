@@ -41,3 +41,7 @@ def test_audit_command_rejects_bad_input(tmp_path, capsys):
     assert main([str(tmp_path / "missing.pt")]) == 2
     assert main(["snn_yolov8n.yaml", "--images", str(tmp_path)]) == 2
     assert "no images" in capsys.readouterr().err
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    assert main(["snn_yolov8n.yaml", "--imgsz", "64", "--images", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read 1 image(s)" in err and "broken.jpg" in err
