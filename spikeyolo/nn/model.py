@@ -18,6 +18,7 @@ from .init import DEFAULT_INIT, apply_init
 from .neuron import ILIF
 from .parse import parse_model
 from .precision import autocast_for, check_precision
+from .saved_counts import counts_saved_as_bytes
 
 
 class SpikeDetectionModel(DetectionModel):
@@ -96,7 +97,8 @@ class SpikeDetectionModel(DetectionModel):
             )
         self.reset_neurons()
         try:
-            with autocast_for(getattr(self, "precision", "fp32"), x.device.type):  # older pickles lack it
+            # getattr: checkpoints pickled before the precision option lack the attribute
+            with autocast_for(getattr(self, "precision", "fp32"), x.device.type), counts_saved_as_bytes():
                 return super()._predict_once(x, profile, embed)
         finally:
             self.reset_neurons()

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from spikingjelly.activation_based import base
 
+from .saved_counts import mark_counts
+
 __all__ = ["ILIF", "quantize_count"]
 
 
@@ -67,6 +69,8 @@ class ILIF(base.MemoryModule):
     neurons after every forward anyway. The detection model resets every neuron before and after
     each forward pass, which reproduces the reference's state-free per-forward behaviour and keeps
     the module safe to deep-copy (no tensor attached to an autograd graph survives a forward).
+    Counts that carry a gradient are marked (:mod:`.saved_counts`) so that the detection model
+    keeps them as bytes for backward.
     """
 
     def __init__(self, max_count: int = 4, decay: float = 0.25, input_scale: float = 1.0, step_mode: str = "m"):
@@ -98,7 +102,7 @@ class ILIF(base.MemoryModule):
         """One step: ``x [N, ...]`` and state ``v`` → ``(count [N, ...],), (v_next,)``."""
         u = self._charge(inputs[0], states[0])
         s = quantize_count(u, self.max_count)
-        return (s,), (self._final_state(u, s),)
+        return (mark_counts(s, self.max_count),), (self._final_state(u, s),)
 
     def _final_state(self, u: torch.Tensor, s: torch.Tensor) -> torch.Tensor | float:
         """The membrane ``v`` kept after the last step: soft reset by the count, or rest (0)."""
@@ -110,11 +114,11 @@ class ILIF(base.MemoryModule):
         if x_seq.shape[0] == 1:
             u = self._charge(x_seq[0], v)
             s = quantize_count(u, self.max_count)
-            return (s.unsqueeze(0),), (self._final_state(u, s),)
+            return (mark_counts(s, self.max_count).unsqueeze(0),), (self._final_state(u, s),)
         counts = []
         for t, x in enumerate(x_seq):
             u = self._charge(x, v)
             s = quantize_count(u, self.max_count)
             v = u - s.detach() if t < len(x_seq) - 1 else self._final_state(u, s)
             counts.append(s)
-        return (torch.stack(counts),), (v,)
+        return (mark_counts(torch.stack(counts), self.max_count),), (v,)
