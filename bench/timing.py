@@ -1,11 +1,11 @@
-"""Shared benchmark plumbing: command-line options and median wall-clock timing."""
+"""Shared benchmark plumbing: command-line options and wall-clock timing."""
 
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -25,11 +25,22 @@ def bench_arguments(doc: str, sizes: bool = False) -> argparse.Namespace:
 
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     """Median wall time of ``fn()`` in milliseconds over ``repeats`` runs after ``warmup`` runs."""
+    return statistics.median(interleaved_ms([fn], repeats, warmup)[0])
+
+
+def interleaved_ms(fns: Sequence[Callable[[], object]], repeats: int, warmup: int = 1) -> list[list[float]]:
+    """Wall times (ms) of each function, run in turn within every round.
+
+    Interleaving makes slow drifts of a shared machine (other tenants, clock changes) hit every
+    function alike, so ratios taken per round are far steadier than ratios of separate medians.
+    """
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+        for fn, out in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - t) * 1e3)
+    return times
