@@ -10,6 +10,7 @@ from ultralytics.nn.modules.block import DFL
 from ultralytics.nn.modules.head import Detect
 
 from .conv import SpikeConv, SpikeConvWithoutBN
+from .temporal import channels_last_grad
 
 
 class SpikeDetect(Detect):
@@ -55,7 +56,11 @@ class SpikeDetect(Detect):
             return {}
         # under autocast the branches run in bf16/fp16; the loss and the decoding read maps in the weights' dtype
         dtype = self.dfl.conv.weight.dtype
-        maps = [torch.cat((box_head[i](x[i]).mean(0), cls_head[i](x[i]).mean(0)), 1).to(dtype) for i in range(self.nl)]
+        maps = [
+            torch.cat((channels_last_grad(box_head[i](x[i])).mean(0), channels_last_grad(cls_head[i](x[i])).mean(0)), 1)
+            .to(dtype)
+            for i in range(self.nl)
+        ]
         bs = maps[0].shape[0]
         flat = torch.cat([m.view(bs, self.no, -1) for m in maps], -1)
         boxes, scores = flat.split((4 * self.reg_max, self.nc), 1)

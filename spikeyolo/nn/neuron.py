@@ -111,12 +111,14 @@ class ILIF(base.MemoryModule):
     def multi_step_functional_forward(self, inputs, states, **kwargs):
         """All steps: ``x [T, N, ...]`` → ``(counts [T, N, ...],), (v_T,)``."""
         x_seq, v = inputs[0], states[0]
+        # squeeze/unbind, not indexing: the gradient of x_seq[t] is a fresh zero tensor (channels-first,
+        # full size) per step, which would turn every later backward op to the slow layout
         if x_seq.shape[0] == 1:
-            u = self._charge(x_seq[0], v)
+            u = self._charge(x_seq.squeeze(0), v)
             s = quantize_count(u, self.max_count)
             return (mark_counts(s, self.max_count).unsqueeze(0),), (self._final_state(u, s),)
         counts = []
-        for t, x in enumerate(x_seq):
+        for t, x in enumerate(x_seq.unbind(0)):
             u = self._charge(x, v)
             s = quantize_count(u, self.max_count)
             v = u - s.detach() if t < len(x_seq) - 1 else self._final_state(u, s)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .temporal import channels_last_grad
+
 
 class BNAndPadLayer(nn.Module):
     """BatchNorm followed by padding whose border equals the BN output for a zero input.
@@ -41,7 +43,7 @@ class BNAndPadLayer(nn.Module):
         layout = torch.channels_last if y.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         border = self.border_value().to(y.dtype).view(1, c, 1, 1)
         out = border.expand(n, c, h + 2 * p, w + 2 * p).contiguous(memory_format=layout)  # F.pad would drop the layout
-        out[:, :, p:-p, p:-p] = y
+        out[:, :, p:-p, p:-p] = channels_last_grad(y) if layout is torch.channels_last else y  # its grad: a slice
         return out
 
 

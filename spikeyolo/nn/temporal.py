@@ -39,5 +39,28 @@ def cat_channels(xs: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Ten
     ``torch.cat`` on dim 2 of the 5-D tensors returns a channels-first result (torch has no
     channels-last notion for this 5-D shape), which every following convolution would copy back.
     """
-    y = torch.cat([merge_time(x) for x in xs], 1)
+    y = torch.cat([merge_time(channels_last_grad(x)) for x in xs], 1)  # each input's grad: a channel slice
     return y.view(xs[0].shape[0], xs[0].shape[1], *y.shape[1:])
+
+
+class _ChannelsLastGrad(torch.autograd.Function):
+    """Identity forward; backward hands on the gradient laid out channels-last (per frame for 5-D)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        frames = (grad if grad.dim() == 4 else grad.reshape(-1, *grad.shape[2:])).contiguous(memory_format=torch.channels_last)
+        return frames.view(grad.shape)
+
+
+def channels_last_grad(x: torch.Tensor) -> torch.Tensor:
+    """``x [T, B, C, H, W]`` (or ``[N, C, H, W]``) unchanged, but its gradient is made channels-last.
+
+    Gradients from the loss arrive channels-first (and T-expanded by the mean over time), those of
+    a padded copy's interior are strided slices; left so, every convolution and BatchNorm backward
+    below would run its slow mixed-layout path (BN backward about 4x slower).
+    """
+    return _ChannelsLastGrad.apply(x) if x.requires_grad else x

@@ -1,5 +1,7 @@
 """Channels-last layout is kept through the neck (upsample, concat, SPPF) with reference values."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -63,3 +65,22 @@ def test_every_convolution_of_the_model_sees_channels_last_input(batch):
             h.remove()
         assert len(seen) == len(hooks) > 0
         assert all(x.is_contiguous(memory_format=torch.channels_last) and x.stride(1) == 1 for x in seen)
+
+
+@pytest.mark.parametrize("frames", [None, 2])
+def test_every_gradient_reaching_a_convolution_or_batchnorm_is_channels_last(frames):
+    """Mixed layouts in backward send BN and conv backward to their slow paths (BN about 4x slower)."""
+    model = SpikeDetectionModel("snn_yolov8n.yaml", nc=3, verbose=False).train()
+    model.args = SimpleNamespace(box=7.5, cls=0.5, dfl=1.5)
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d))]
+    seen = {}
+    for layer in layers:
+        layer.register_full_backward_pre_hook(lambda mod, grad_out: seen.__setitem__(mod, grad_out[0]))
+    shape = (2, frames, 3, 64, 64) if frames else (2, 3, 64, 64)
+    batch = {"img": torch.rand(*shape), "batch_idx": torch.tensor([0.0, 1.0]), "cls": torch.tensor([[0.0], [2.0]]),
+             "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.3], [0.4, 0.6, 0.2, 0.4]])}
+    loss, _ = model.loss(batch)
+    loss.sum().backward()
+    assert len(seen) == len(layers) - 1  # every layer but the DFL's fixed convolution
+    slow = [type(m).__name__ for m, g in seen.items() if not g.is_contiguous(memory_format=torch.channels_last)]
+    assert not slow, f"{len(slow)} layers got channels-first gradients"
