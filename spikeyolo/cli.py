@@ -88,10 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(f"unknown mode '{mode}'" + (f"; did you mean '{close[0]}'?" if close else f"; modes: {', '.join(MODES)}"))
     if mode == "train":
         from .commands.train import main as train
-        return train(rest)
+        return train(rest, prog="spikeyolo train")
     if mode == "val":
         from .commands.test import main as validate
-        return validate(rest)
+        return validate(rest, prog="spikeyolo val")
     if mode == "convert":
         from .checkpoints.__main__ import main as checkpoints
         return checkpoints(["convert", *rest])

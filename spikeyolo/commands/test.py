@@ -26,8 +26,8 @@ from .energy import ENERGY_KEYS, nominal_imgsz, pop_energy_options
 from .reporting import print_metrics
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Evaluate a checkpoint; returns an exit code."""
+def main(argv: Sequence[str] | None = None, prog: str = "test.py") -> int:
+    """Evaluate a checkpoint; returns an exit code. ``prog`` names the command in error messages."""
     try:
         args = parse_arguments(sys.argv[1:] if argv is None else argv, extra_keys=("energy", *ENERGY_KEYS))
         energy = pop_energy_options(args) if args.pop("energy", False) else None
@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "data" in args:
             check_det_dataset(args["data"], autodownload=False)  # a bad dataset fails here, clearly
     except (UsageError, FileNotFoundError, ValueError, TypeError, SyntaxError, RuntimeError, yaml.YAMLError, pickle.UnpicklingError) as e:
-        print(f"test.py: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     metrics, monitor = val_with_firing_rates(model, **args)
     print(monitor.format_table())

@@ -35,14 +35,17 @@ def build_train_args(argv: Sequence[str]) -> dict:
     return {**recipe, **user}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Train and print mAP50 / mAP50-95 of the best checkpoint; returns an exit code."""
+def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
+    """Train and print mAP50 / mAP50-95 of the best checkpoint; returns an exit code.
+
+    ``prog`` names the command in error messages.
+    """
     try:
         args = build_train_args(sys.argv[1:] if argv is None else argv)
         model = SpikeYOLO(args.pop("model"))
         check_det_dataset(args["data"], autodownload=False)  # a bad dataset fails here, clearly, not mid-setup
     except (UsageError, FileNotFoundError, ValueError, TypeError, SyntaxError, RuntimeError, yaml.YAMLError) as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     model.train(**args)
     trainer = model.trainer

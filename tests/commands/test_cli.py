@@ -27,7 +27,9 @@ def test_help_and_console_script():
     ("argv", "message"),
     [
         (["trian"], "did you mean 'train'"),
-        (["val", "model=x.pt", "epoch=3"], "epochs"),
+        (["val", "model=x.pt", "epoch=3"], "spikeyolo val: error: unknown key 'epoch' (did you mean 'epochs'?)"),
+        (["val", "model=x.pt", "amp=int8"], "spikeyolo val: error: precision must be one of"),
+        (["train", "epoch=3"], "spikeyolo train: error: unknown key 'epoch'"),
         (["predict", "source=img.jpg"], "give the model"),
         (["predict", "model=x.pt", "sourc=img.jpg"], "did you mean 'source'"),
         (["export", "format=engine", "model=x.pt"], "not supported for spiking models"),
