@@ -25,6 +25,7 @@ import ctypes
 import re
 import statistics
 import sys
+from unittest import mock
 from copy import deepcopy
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,6 +35,7 @@ import torch
 from torch.nn import functional as F
 from ultralytics.nn.tasks import DetectionModel
 
+from spikeyolo.analysis.synops import conv_macs
 from spikeyolo.nn import SpikeDetectionModel, neuron
 from spikeyolo.nn import model as model_module
 from spikeyolo.nn.precision import autocast_for
@@ -97,7 +99,7 @@ def executed_macs(model: torch.nn.Module, imgsz: int) -> int:
 
     def count(conv: torch.nn.Conv2d, _inputs, out: torch.Tensor) -> None:
         nonlocal total
-        total += out.numel() * (conv.in_channels // conv.groups) * conv.kernel_size[0] * conv.kernel_size[1]
+        total += out.shape[0] * conv_macs(conv, out.shape)
 
     hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     with torch.inference_mode():
@@ -145,34 +147,15 @@ class _FloatSavingCount(torch.autograd.Function):
         return grad_output * ((u >= 0) & (u <= ctx.max_count)), None
 
 
-@contextlib.contextmanager
+# The variants the memory table compares against, as patches of the package for one block.
+def float_saving_neuron():
+    """Every I-LIF uses :class:`_FloatSavingCount` (same forward, same gradients)."""
+    return mock.patch.object(neuron, "_IntegerCount", _FloatSavingCount)
+
+
 def counts_saved_as_float():
     """Neuron outputs kept for backward as they are (fp32) instead of as bytes."""
-    original = model_module.counts_saved_as_bytes
-    model_module.counts_saved_as_bytes = contextlib.nullcontext
-    try:
-        yield
-    finally:
-        model_module.counts_saved_as_bytes = original
-
-
-@contextlib.contextmanager
-def _stacked(*contexts):
-    with contextlib.ExitStack() as stack:
-        for c in contexts:
-            stack.enter_context(c)
-        yield
-
-
-@contextlib.contextmanager
-def float_saving_neuron():
-    """Every I-LIF uses :class:`_FloatSavingCount` inside the block (same forward, same gradients)."""
-    original = neuron._IntegerCount
-    neuron._IntegerCount = _FloatSavingCount
-    try:
-        yield
-    finally:
-        neuron._IntegerCount = original
+    return mock.patch.object(model_module, "counts_saved_as_bytes", contextlib.nullcontext)
 
 
 def _status_kib(field: str) -> int | None:
@@ -238,17 +221,18 @@ def speed_rows(scale: str, repeats: int, peak: dict[str, float]) -> None:
 
 def memory_rows(scale: str, batch: int = 8, imgsz: int = 320) -> None:
     data = training_batch(batch, imgsz)
-    both = lambda: _stacked(float_saving_neuron(), counts_saved_as_float())  # noqa: E731
-    rows = [("SpikeYOLO", "spikeyolo", contextlib.nullcontext),
-            ("  with a float-saving neuron", "spikeyolo", float_saving_neuron),
-            ("  with counts saved as fp32", "spikeyolo", counts_saved_as_float),
-            ("  with both (as the reference)", "spikeyolo", both),
-            ("YOLOv8", "yolov8", contextlib.nullcontext)]
+    rows = [("SpikeYOLO", "spikeyolo", ()),
+            ("  with a float-saving neuron", "spikeyolo", (float_saving_neuron,)),
+            ("  with counts saved as fp32", "spikeyolo", (counts_saved_as_float,)),
+            ("  with both (as the reference)", "spikeyolo", (float_saving_neuron, counts_saved_as_float)),
+            ("YOLOv8", "yolov8", ())]
     measured = {}
-    for label, kind, context in rows:
+    for label, kind, patches in rows:
         model = build(kind, scale).train()
         step = train_step(model, data, "fp32")
-        with context():
+        with contextlib.ExitStack() as stack:
+            for patch in patches:
+                stack.enter_context(patch())
             step()  # warm-up: first-call allocations, lazily built loss
             measured[label] = peak_step_mib(step)
         print(f"{scale} {label:<36}" + (f"{measured[label]:>10.0f}" if measured[label] is not None else f"{'n/a':>10}"))

@@ -64,7 +64,7 @@ def _layer(path: str) -> int:
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
 
 
-def _conv_macs(conv: nn.Conv2d, output_shape: torch.Size) -> int:
+def conv_macs(conv: nn.Conv2d, output_shape: torch.Size) -> int:
     """MACs of ``conv`` per image and time step, from its output shape ``[T·B, C', H', W']``."""
     kh, kw = conv.kernel_size
     return output_shape[1:].numel() * (conv.in_channels // conv.groups) * kh * kw
@@ -128,7 +128,7 @@ def synapse_geometry(model: nn.Module, imgsz: int, frames: int | None = None) ->
 
     def count(key: str):
         def hook(m: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
-            executed_macs[key] = executed_macs.get(key, 0) + _conv_macs(m, output.shape)
+            executed_macs[key] = executed_macs.get(key, 0) + conv_macs(m, output.shape)
         return hook
 
     pieces = [(s.neuron, getattr(s.owner, s.conv_attr)) for s in synapses(executed)]
@@ -145,7 +145,7 @@ def synapse_geometry(model: nn.Module, imgsz: int, frames: int | None = None) ->
             name=key, layer=_layer(path), conv=path,
             c_in=conv.in_channels, c_out=conv.out_channels, k=conv.kernel_size[0], stride=conv.stride[0],
             groups=conv.groups, h_in=shape_in[-2], w_in=shape_in[-1], h_out=shape_out[-2], w_out=shape_out[-1],
-            T=shape_out[0], macs=_conv_macs(conv, shape_out), executed_macs=executed_macs[key],
+            T=shape_out[0], macs=conv_macs(conv, shape_out), executed_macs=executed_macs[key],
             spiking=key != "first_layer",
         ))
     return rows
