@@ -61,6 +61,7 @@ class SpikeDetectionModel(DetectionModel):
         head = self.model[-1]
         head.inplace = self.inplace
         self.stride = head.stride = self._probe_strides(ch)
+        self.max_stride = int(self.stride.max())
         head.bias_init()
         initialize_weights(self)
         apply_init(self, init or self.yaml.get("init", DEFAULT_INIT))
@@ -89,19 +90,24 @@ class SpikeDetectionModel(DetectionModel):
             ValueError: H or W is not a multiple of the largest stride (32): the pyramid levels
                 would not line up at the concatenations.
         """
-        stride = int(self.stride.max()) if isinstance(getattr(self, "stride", None), torch.Tensor) else 32
-        if x.shape[-1] % stride or x.shape[-2] % stride:
-            raise ValueError(
-                f"input size {tuple(x.shape[-2:])} is not a multiple of the model stride {stride}; "
-                f"resize or letterbox to e.g. {tuple(-(-d // stride) * stride for d in x.shape[-2:])}"
-            )
-        self.reset_neurons()
+        self._check_input_size(x)
+        neurons = self.reset_neurons()
         try:
             # getattr: checkpoints pickled before the precision option lack the attribute
             with autocast_for(getattr(self, "precision", "fp32"), x.device.type), counts_saved_as_bytes():
                 return super()._predict_once(x, profile, embed)
         finally:
-            self.reset_neurons()
+            for m in neurons:
+                m.reset()
+
+    def _check_input_size(self, x: torch.Tensor) -> None:
+        # a Python int, not self.stride: reading a tensor's value would break a torch.compile graph
+        stride = getattr(self, "max_stride", 32)  # checkpoints pickled before it existed: P5 models, 32
+        if x.shape[-1] % stride or x.shape[-2] % stride:
+            raise ValueError(
+                f"input size {tuple(x.shape[-2:])} is not a multiple of the model stride {stride}; "
+                f"resize or letterbox to e.g. {tuple(-(-d // stride) * stride for d in x.shape[-2:])}"
+            )
 
     def is_fused(self) -> bool:
         """True once :meth:`fuse` has folded every BatchNorm and factorised conv."""
@@ -136,12 +142,13 @@ class SpikeDetectionModel(DetectionModel):
         if verbose:
             LOGGER.info(f"Transferred {len(csd)}/{len(self.state_dict())} items from pretrained weights")
 
-    def reset_neurons(self) -> None:
-        """Reset every spikingjelly memory module.
+    def reset_neurons(self) -> list[base.MemoryModule]:
+        """Reset every spikingjelly memory module; returns them.
 
         Same effect as ``functional.reset_net`` but without its module-list cache, which goes stale
         when layers are swapped after the first forward (``load`` rebuilding a head branch, fusion).
         """
-        for m in self.modules():
-            if isinstance(m, base.MemoryModule):
-                m.reset()
+        memories = [m for m in self.modules() if isinstance(m, base.MemoryModule)]
+        for m in memories:
+            m.reset()
+        return memories

@@ -89,6 +89,15 @@ class ILIF(base.MemoryModule):
         """The maximum integer count per time step."""
         return self.max_count
 
+    def reset(self) -> None:
+        """Return the membrane to rest. Same effect as spikingjelly's ``reset``, cheaper and traceable.
+
+        The rest value is the Python float registered in ``__init__`` (immutable, so it needs no
+        copy); the detection model calls this for every neuron before each forward pass.
+        """
+        for name, rest in self._memories_rv.items():
+            self._memories[name] = rest if isinstance(rest, float) else rest.clone()
+
     def extra_repr(self) -> str:
         return f"D={self.max_count}, decay={self.decay}, input_scale={self.input_scale}, step_mode={self.step_mode}"
 

@@ -16,7 +16,7 @@ _MARK = "_spikeyolo_counts"  # attribute on a neuron's output tensor
 
 def mark_counts(counts: torch.Tensor, max_count: int) -> torch.Tensor:
     """Flag ``counts`` (a neuron's output, integers 0..``max_count``) as storable in bytes; returns it."""
-    if max_count <= 255 and counts.requires_grad:
+    if max_count <= 255 and counts.requires_grad and not torch.compiler.is_compiling():  # compiled graphs save their own way
         setattr(counts, _MARK, True)
     return counts
 
@@ -36,5 +36,11 @@ def _unpack(packed):
 
 
 def counts_saved_as_bytes() -> contextlib.AbstractContextManager:
-    """Inside the block, tensors autograd saves that are marked counts are stored as ``uint8``."""
+    """Inside the block, tensors autograd saves that are marked counts are stored as ``uint8``.
+
+    A null context when nothing is saved (no grad) or under ``torch.compile``, which cannot trace
+    saved-tensor hooks (the compiled graph decides what it keeps for backward).
+    """
+    if not torch.is_grad_enabled() or torch.compiler.is_compiling():
+        return contextlib.nullcontext()
     return torch.autograd.graph.saved_tensors_hooks(_pack, _unpack)

@@ -15,7 +15,7 @@ def merge_time(x: torch.Tensor) -> torch.Tensor:
     so upsampling, pooling, concatenation and BatchNorm would switch to the slow layout.
     """
     y = x.flatten(0, 1)
-    if torch.jit.is_tracing():  # exported graphs (ONNX, TorchScript) have no memory layout to keep
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():  # graphs (ONNX, TorchScript, inductor) choose their own layout
         return y
     if y.shape[0] == 1 and not y.is_contiguous() and y.is_contiguous(memory_format=torch.channels_last):
         c, h, w = y.shape[1:]

@@ -1,0 +1,94 @@
+"""torch.compile: the detector traces to one graph (eval and training) and compiles to the same numbers.
+
+Inductor's C++ code generation takes minutes on 2 cores, so these tests trace with dynamo and run
+the captured graphs with the ``aot_eager`` backend (same graph capture and autograd split as
+inductor, no code generation). ``bench/speed.py --compile`` times the real inductor build.
+"""
+
+from copy import deepcopy
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+import torch
+import torch._dynamo
+
+from spikeyolo import SpikeYOLO
+from spikeyolo.nn import SpikeDetectionModel
+from spikeyolo.nn.neuron import ILIF
+
+from firing_weights import perturb_batchnorms
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = SpikeDetectionModel("snn_yolov8n.yaml", nc=3, verbose=False)
+    m.args = SimpleNamespace(box=7.5, cls=0.5, dfl=1.5)  # loss gains, as the trainer sets them
+    perturb_batchnorms(m)
+    return m
+
+
+def _batch(n: int = 2, size: int = 64) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return {
+        "img": torch.rand(n, 3, size, size, generator=g),
+        "batch_idx": torch.arange(n).repeat_interleave(2).float(),
+        "cls": torch.randint(0, 3, (2 * n, 1), generator=g).float(),
+        "bboxes": torch.rand(2 * n, 4, generator=g) * 0.4 + 0.3,
+    }
+
+
+def test_fused_inference_is_one_graph(model):
+    fused = deepcopy(model).eval().fuse(verbose=False)
+    with torch.no_grad():
+        explained = torch._dynamo.explain(fused)(torch.rand(1, 3, 64, 64))
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1
+    # every convolution of the model is in the graph, not run eagerly around it
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in fused.modules())
+    traced = sum("conv2d" in str(op) for op in explained.ops_per_graph[0])
+    assert traced == convs > 100
+
+
+def test_compiled_training_step_matches_eager(model):
+    torch._dynamo.reset()
+    eager, compiled_model = deepcopy(model).train(), deepcopy(model).train()
+    compiled = torch.compile(compiled_model, backend="aot_eager", fullgraph=True)  # fullgraph: a graph break raises
+    batch = _batch()
+    for net, forward in ((eager, eager), (compiled_model, compiled)):
+        loss, _ = net.loss(batch, forward(batch["img"]))
+        loss.sum().backward()
+        net.step_loss = loss.detach()
+    assert torch.allclose(compiled_model.step_loss, eager.step_loss, rtol=1e-5)
+    grads = [(a.grad, b.grad) for a, b in zip(eager.parameters(), compiled_model.parameters()) if a.grad is not None]
+    assert len(grads) > 300
+    assert all(torch.allclose(b, a, rtol=1e-3, atol=1e-6) for a, b in grads)
+    # the neurons are back at rest after the compiled call: no state leaks into the next batch
+    assert all(n._memories["v"] == 0.0 for n in compiled_model.modules() if isinstance(n, ILIF))
+
+
+def test_trainer_and_validator_run_compiled(tiny_data, tmp_path):
+    """ultralytics' ``compile=True`` wraps our model; EMA, checkpoints and validation still work."""
+    real_compile = torch.compile
+    calls = []
+
+    def aot_eager_compile(model, mode=None, backend=None, **kwargs):
+        calls.append(type(model).__name__)
+        return real_compile(model, backend="aot_eager")
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    with mock.patch.object(torch, "compile", aot_eager_compile):
+        model = SpikeYOLO("snn_yolov8n.yaml")
+        model.train(data=str(tiny_data), epochs=1, imgsz=64, batch=8, workers=0, plots=False, warmup_epochs=0,
+                    compile=True, project=str(tmp_path), name="compiled", exist_ok=True)
+        assert calls == ["SpikeDetectionModel"]  # the trainer compiled our model
+        # the training forward is one graph (ultralytics' own anchor code breaks the graph in validation)
+        assert dict(torch._dynamo.utils.counters["graph_break"]) == {}
+        best = SpikeYOLO(model.trainer.best)
+        assert type(best.model) is SpikeDetectionModel  # the checkpoint holds the plain module, not the wrapper
+        metrics = best.val(data=str(tiny_data), imgsz=64, batch=4, plots=False, compile=True,
+                           project=str(tmp_path), name="val", exist_ok=True)
+    assert 0.0 <= metrics.box.map50 <= 1.0
+    assert len(calls) == 2  # validation compiled too
