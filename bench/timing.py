@@ -10,14 +10,16 @@ from collections.abc import Callable, Sequence
 import torch
 
 
-def bench_arguments(doc: str, sizes: bool = False) -> argparse.Namespace:
-    """``--repeats``, ``--threads``, ``--scales`` (and ``--sizes``); sets torch's thread count."""
+def bench_arguments(doc: str, sizes: bool = False, flags: Sequence[str] = ()) -> argparse.Namespace:
+    """``--repeats``, ``--threads``, ``--scales`` (and ``--sizes``, and on/off ``flags``); sets torch's thread count."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--scales", nargs="+", default=["n", "s"])
     if sizes:
         parser.add_argument("--sizes", nargs="+", type=int, default=[320, 640])
+    for flag in flags:
+        parser.add_argument(flag, action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     return args
