@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from ultralytics.nn.modules.block import DFL
 from ultralytics.nn.modules.head import Detect
+from ultralytics.utils.tal import make_anchors
 
 from .conv import SpikeConv, SpikeConvWithoutBN
 from .temporal import channels_last_grad
@@ -70,6 +71,20 @@ class SpikeDetect(Detect):
         """Stock DFL decoding into ``[B, 4 + nc, A]`` boxes (pixels) and scores, outside any autocast."""
         with torch.autocast(x["boxes"].device.type, enabled=False):
             return super()._inference(x)
+
+    def _get_decode_boxes(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Stock decoding; anchors for a new input shape are built from Python-int strides when known.
+
+        ultralytics passes the ``stride`` tensor, whose values ``make_anchors`` reads one by one:
+        under ``torch.compile`` that breaks the graph at every new input shape (each validation
+        batch size) and drops the whole forward to eager. ``level_strides`` is set by
+        :class:`~spikeyolo.nn.SpikeDetectionModel`; heads pickled before it use the tensor.
+        """
+        level_strides, shape = getattr(self, "level_strides", None), x["feats"][0].shape
+        if level_strides and (self.dynamic or self.shape != shape):
+            self.anchors, self.strides = (a.transpose(0, 1) for a in make_anchors(x["feats"], level_strides, 0.5))
+            self.shape = shape
+        return super()._get_decode_boxes(x)
 
     def bias_init(self) -> None:
         """Reference initialisation: box bias 1.0, class bias ``log(5 / nc / (640 / stride)²)``."""

@@ -62,6 +62,7 @@ class SpikeDetectionModel(DetectionModel):
         head.inplace = self.inplace
         self.stride = head.stride = self._probe_strides(ch)
         self.max_stride = int(self.stride.max())
+        head.level_strides = tuple(int(s) for s in self.stride)  # Python ints: see SpikeDetect._get_decode_boxes
         head.bias_init()
         initialize_weights(self)
         apply_init(self, init or self.yaml.get("init", DEFAULT_INIT))
