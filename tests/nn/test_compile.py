@@ -29,16 +29,6 @@ def model():
     return m
 
 
-def _batch(n: int = 2, size: int = 64) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(1)
-    return {
-        "img": torch.rand(n, 3, size, size, generator=g),
-        "batch_idx": torch.arange(n).repeat_interleave(2).float(),
-        "cls": torch.randint(0, 3, (2 * n, 1), generator=g).float(),
-        "bboxes": torch.rand(2 * n, 4, generator=g) * 0.4 + 0.3,
-    }
-
-
 def test_fused_inference_is_one_graph(model):
     fused = deepcopy(model).eval().fuse(verbose=False)
     with torch.no_grad():  # a shape the head has not seen: its anchors are rebuilt inside the graph
@@ -55,7 +45,9 @@ def test_compiled_training_step_matches_eager(model):
     torch._dynamo.reset()
     eager, compiled_model = deepcopy(model).train(), deepcopy(model).train()
     compiled = torch.compile(compiled_model, backend="aot_eager", fullgraph=True)  # fullgraph: a graph break raises
-    batch = _batch()
+    batch = {"img": torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1)),
+             "batch_idx": torch.tensor([0.0, 1.0]), "cls": torch.tensor([[0.0], [2.0]]),
+             "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.4], [0.4, 0.6, 0.2, 0.2]])}
     for net, forward in ((eager, eager), (compiled_model, compiled)):
         loss, _ = net.loss(batch, forward(batch["img"]))
         loss.sum().backward()
