@@ -2,7 +2,8 @@
 
 Modes: train, val (mAP + firing rates, as test.py), predict, export, convert (reference
 checkpoint → this package's format), audit (spike-driven operation audit), energy (firing
-rates, synaptic operations and energy per layer), help.
+rates, synaptic operations and energy per layer), events (Prophesee Gen1 data, as
+``python -m spikeyolo.events``), help.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ HELP = """usage: spikeyolo MODE [key=value ...]
   spikeyolo energy  model=best.pt source=images/ imgsz=640 [energy_preset=fp32|fp16|int8]
   spikeyolo energy  model=best.pt data=data.yaml             # mAP too, as test.py energy=True
   spikeyolo energy  template=power_cal.json model=snn_yolov8s.yaml   # the reference spreadsheet
+  spikeyolo events  convert gen1/ datasets/gen1_T2              # Gen1 event data: synth, convert,
+  spikeyolo events  evaluate model=best.pt data=datasets/gen1_T2/data.yaml  # evaluate, predict, demo
   spikeyolo help
 
 Keys are ultralytics' (https://docs.ultralytics.com/usage/cfg/); train without data= uses the
 bundled synthetic dataset and a quick CPU recipe, with data= the reference SpikeYOLO recipe."""
 
-MODES = ("train", "val", "predict", "export", "convert", "audit", "energy", "help")
+MODES = ("train", "val", "predict", "export", "convert", "audit", "energy", "events", "help")
 EXPORT_FORMATS = ("onnx", "torchscript")  # what the spiking graph is tested to export to
 
 
@@ -98,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if mode == "energy":
         from .commands.energy import main as energy
         return energy(rest)
+    if mode == "events":
+        from .events.cli import main as events
+        return events(rest, prog="spikeyolo events")
     if mode == "audit":
         from .spike.audit import main as audit
         return audit(rest)

@@ -56,8 +56,8 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m spikeyolo.events", description=__doc__.split("\n")[0])
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="write synthetic recordings in the Gen1 file format")
@@ -150,9 +150,9 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one event-camera command; returns the exit code."""
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m spikeyolo.events") -> int:
+    """Run one event-camera command; returns the exit code. ``prog`` names the command in messages."""
+    args = _parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return args.run(args)
     except (EventFileError, FileNotFoundError, FileExistsError, ValueError, TypeError) as e:

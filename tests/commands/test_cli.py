@@ -143,3 +143,15 @@ def test_train_val_convert_audit_through_the_command(tiny_data, tmp_path):
     assert SpikeYOLO(tmp_path / "converted.pt").model.names == {0: "a", 1: "b", 2: "c", 3: "d"}
     assert main(["audit", str(tmp_path / "converted.pt"), "--imgsz", "64", "--json", str(tmp_path / "audit.json")]) == 0
     assert (tmp_path / "audit.json").is_file()
+
+
+def test_events_mode_runs_the_event_camera_commands(tmp_path, capsys):
+    assert main(["events", "synth", "--root", str(tmp_path / "raw"), "--train", "1", "--test", "1", "--seconds", "0.5"]) == 0
+    written = sorted(p.relative_to(tmp_path / "raw").as_posix() for p in (tmp_path / "raw").rglob("*_td.dat"))
+    assert [p.split("/")[0] for p in written] == ["test", "train"]
+    assert main(["events", "convert", str(tmp_path / "missing"), str(tmp_path / "out")]) == 2
+    assert "spikeyolo events: error:" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["events", "convrt"])
+    assert exit_info.value.code == 2
+    assert "usage: spikeyolo events" in capsys.readouterr().err
