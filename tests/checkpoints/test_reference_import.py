@@ -163,6 +163,20 @@ def test_malicious_pickles_are_refused_without_side_effect(reference_n, tmp_path
     assert not (tmp_path / "out.pt").exists() and not sentinel.exists()
 
 
+def test_a_checkpoint_replaced_in_place_is_checked_afresh(tmp_path):
+    """pickle_globals remembers what it read per file version; a swapped file is never judged by the old entry."""
+    sentinel, path = tmp_path / "pwned", tmp_path / "best.pt"
+    torch.save({"model": None, "train_args": {"x": 1}}, path)
+    assert "os.system" not in pickle_globals(path) and "posix.system" not in pickle_globals(path)
+    stamp = path.stat()
+    torch.save({"model": None, "train_args": {"x": _Evil((os.system, (f"touch {sentinel}",)))}}, path)
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # the modification time forged back
+    assert {"os.system", "posix.system"} & pickle_globals(path)
+    with pytest.raises(UnsafeCheckpointError, match="system"):
+        SpikeYOLO(path)
+    assert not sentinel.exists()
+
+
 def test_unknown_class_is_refused(tmp_path):
     class Unknown:
         pass
