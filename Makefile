@@ -17,7 +17,7 @@ RUNS := $(CURDIR)/runs/demo
 
 demo: $(STAMP)
 	$(PY) train.py project=$(RUNS) name=train exist_ok=True
-	$(PY) test.py model=$(RUNS)/train/weights/best.pt project=$(RUNS) name=test exist_ok=True
+	$(PY) test.py model=$(RUNS)/train/weights/best.pt project=$(RUNS) name=test exist_ok=True energy=True
 
 test: $(STAMP)
 	$(PY) -m pytest -q
