@@ -61,7 +61,6 @@ class SpikeDetectionModel(DetectionModel):
         head = self.model[-1]
         head.inplace = self.inplace
         self.stride = head.stride = self._probe_strides(ch)
-        self.max_stride = int(self.stride.max())
         head.level_strides = tuple(int(s) for s in self.stride)  # Python ints: see SpikeDetect._get_decode_boxes
         head.bias_init()
         initialize_weights(self)
@@ -102,8 +101,9 @@ class SpikeDetectionModel(DetectionModel):
                 m.reset()
 
     def _check_input_size(self, x: torch.Tensor) -> None:
-        # a Python int, not self.stride: reading a tensor's value would break a torch.compile graph
-        stride = getattr(self, "max_stride", 32)  # checkpoints pickled before it existed: P5 models, 32
+        # Python ints, not self.stride: reading a tensor's value would break a torch.compile graph;
+        # heads pickled before level_strides existed are P3-P5 heads, largest stride 32
+        stride = max(getattr(self.model[-1], "level_strides", (32,)))
         if x.shape[-1] % stride or x.shape[-2] % stride:
             raise ValueError(
                 f"input size {tuple(x.shape[-2:])} is not a multiple of the model stride {stride}; "
