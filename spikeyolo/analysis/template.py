@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..cfg import ENERGY_DIR
 from .synops import SynapseGeometry
 
 FIRST_ROW = "first_layer"
@@ -23,16 +24,24 @@ def _reference_name(neuron: str) -> str:
     return neuron.removeprefix("model.") if neuron.startswith("model.model.") else neuron
 
 
+def packaged_templates() -> list[str]:
+    """Names of the spreadsheets shipped with the package (``snn_yolov8s``: the published one)."""
+    return sorted(p.stem for p in ENERGY_DIR.glob("*.json"))
+
+
 def load_template(path: str | Path) -> dict:
-    """Read and check a spreadsheet JSON.
+    """Read and check a spreadsheet JSON: a file, or a packaged name such as ``"snn_yolov8s"``.
 
     Raises:
-        FileNotFoundError: no such file.
+        FileNotFoundError: neither a file nor a packaged template.
         ValueError: not JSON, or rows missing a required field.
     """
     path = Path(path)
+    if not path.is_file() and (ENERGY_DIR / f"{path.name.removesuffix('.json')}.json").is_file():
+        path = ENERGY_DIR / f"{path.name.removesuffix('.json')}.json"
     if not path.is_file():
-        raise FileNotFoundError(f"energy template '{path}' not found")
+        raise FileNotFoundError(f"energy template '{path}' not found (not a file, not a packaged template; "
+                                f"packaged: {packaged_templates()})")
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

@@ -1,4 +1,5 @@
-"""Packaged configurations: model YAMLs (``cfg/models``), dataset YAMLs (``cfg/datasets``), recipes.
+"""Packaged configurations: model YAMLs (``cfg/models``), dataset YAMLs (``cfg/datasets``), the published
+energy spreadsheet (``cfg/energy``), recipes.
 
 Model names resolve from the package, so ``"snn_yolov8s.yaml"`` works from any directory and in
 a fresh DDP worker; the scale letter after the version number selects the scale.
@@ -14,6 +15,7 @@ import yaml
 CFG_DIR = Path(__file__).resolve().parent
 MODELS_DIR = CFG_DIR / "models"
 DATASETS_DIR = CFG_DIR / "datasets"
+ENERGY_DIR = CFG_DIR / "energy"
 
 _SCALED_NAME = re.compile(r"^(?P<base>.*?\d+)(?P<scale>[nslmx])(?P<rest>(-.+)?)$")
 

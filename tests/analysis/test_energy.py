@@ -1,7 +1,5 @@
 """Synaptic operations and energy: geometry, the published spreadsheet, presets, spikingjelly cross-check."""
 
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +12,7 @@ from spikeyolo.nn import SpikeDetectionModel
 from spikeyolo.spike.audit import audit
 from tests.firing_weights import perturb_batchnorms
 
-REFERENCE = Path(os.environ.get("SPIKEYOLO_REFERENCE_DIR", Path(__file__).resolve().parents[3] / "shared" / "reference"))
-TEMPLATE = REFERENCE / "energy_template_snn_yolov8s.json"
+TEMPLATE = "snn_yolov8s"  # the packaged spreadsheet
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,7 @@
 
 import csv
 import json
-import os
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +14,6 @@ from spikeyolo.commands.test import main as run_test_py
 from spikeyolo.nn import SpikeDetectionModel
 from tests.firing_weights import perturb_batchnorms
 
-REFERENCE = Path(os.environ.get("SPIKEYOLO_REFERENCE_DIR", Path(__file__).resolve().parents[3] / "shared" / "reference"))
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +68,7 @@ def test_test_py_energy_reports_map_rates_and_energy(checkpoint, tiny_data, tmp_
 
 
 def test_template_command_writes_both_modes(tmp_path, capsys):
-    template = REFERENCE / "energy_template_snn_yolov8s.json"
+    template = "snn_yolov8s"
     assert cli(["energy", f"template={template}", "model=snn_yolov8s.yaml", f"project={tmp_path}", "name=sheet"]) == 0
     out = capsys.readouterr().out
     assert "E_ANN 465.57 mJ, E_SNN 34.49 mJ" in out and "E_ANN 480.77 mJ, E_SNN 35.27 mJ" in out

@@ -1,6 +1,5 @@
 """Released-checkpoint import: all seven reference layouts, both forms, safety, bad files."""
 
-import json
 import os
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from reference_data import reference_layout as _layout
 
 from spikeyolo import SpikeYOLO
 from spikeyolo.checkpoints import (
@@ -27,7 +27,6 @@ from spikeyolo.nn.neuron import ILIF
 from . import reference_format as rf
 from .reference_format import save_reference_checkpoint
 
-REFERENCE = Path(os.environ.get("SPIKEYOLO_REFERENCE_DIR", Path(__file__).resolve().parents[3] / "shared" / "reference"))
 LAYOUTS = {  # layout file -> (family, scale, release layer 25)
     "state_dict_snn_yolov8n.json": ("coco", "n", False),
     "state_dict_snn_yolov8s.json": ("coco", "s", False),
@@ -39,11 +38,6 @@ LAYOUTS = {  # layout file -> (family, scale, release layer 25)
 }
 
 
-def _layout(name):
-    path = REFERENCE / name
-    if not path.is_file():
-        pytest.skip(f"reference layout {path} not available")
-    return json.loads(path.read_text())
 
 
 def _model_for(ref: dict, tmp_path: Path, seed: int) -> SpikeDetectionModel:

@@ -1,18 +1,15 @@
 """Built models reproduce the reference state-dict layouts, parameter counts and layer shapes exactly."""
 
-import json
 import math
-import os
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from reference_data import reference_layout as _reference
 
 from spikeyolo.nn import SpikeDetectionModel
 
 # shared/ lies beside the checkout (sessions and CI alike)
-REFERENCE = Path(os.environ.get("SPIKEYOLO_REFERENCE_DIR", Path(__file__).resolve().parents[3] / "shared" / "reference"))
 
 PACKAGED = {  # reference layout file -> packaged model name
     "state_dict_snn_yolov8n.json": "snn_yolov8n.yaml",
@@ -24,11 +21,6 @@ PACKAGED = {  # reference layout file -> packaged model name
 AS_SHIPPED = ["state_dict_snn_yolov8m.json", "state_dict_snn_yolov8l.json"]
 
 
-def _reference(name: str) -> dict:
-    path = REFERENCE / name
-    if not path.is_file():
-        pytest.skip(f"reference layout {path} not available")
-    return json.loads(path.read_text())
 
 
 def _layout(model: torch.nn.Module) -> list:
