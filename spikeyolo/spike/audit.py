@@ -9,13 +9,8 @@ upsampling copies of real values, the mean over T and the DFL softmax of the hea
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from collections.abc import Sequence
 from copy import deepcopy
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -137,40 +132,3 @@ def format_table(rows: list[AuditRow]) -> str:
     lines.append("totals: " + ", ".join(f"{k} {v:,.0f}" for k, v in s["totals_per_image"].items()))
     lines.append(f"spike-driven share of synaptic operations: {100 * s['spike_driven_share_of_synaptic_ops']:.2f} %")
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m spikeyolo.spike.audit MODEL [--imgsz 640] [--images DIR] [--json OUT]``."""
-    parser = argparse.ArgumentParser(prog="python -m spikeyolo.spike.audit", description=__doc__)
-    parser.add_argument("model", help="model YAML (e.g. snn_yolov8s.yaml) or checkpoint")
-    parser.add_argument("--imgsz", type=int, default=640)
-    parser.add_argument("--images", help="folder of images (default: one random image)")
-    parser.add_argument("--json", help="write the rows and summary to this JSON file")
-    args = parser.parse_args(argv)
-    from ..engine.model import SpikeYOLO
-
-    try:
-        model = SpikeYOLO(args.model).model
-        images = _load_images(args.images, args.imgsz) if args.images else torch.rand(1, 3, args.imgsz, args.imgsz)
-    except (FileNotFoundError, ValueError, TypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    rows = audit(model, images)
-    print(format_table(rows))
-    if args.json:
-        Path(args.json).write_text(json.dumps({"rows": [asdict(r) for r in rows], **summarise(rows)}, indent=1))
-    return 0
-
-
-def _load_images(folder: str, imgsz: int) -> torch.Tensor:
-    """Letterboxed images ``[B, 3, imgsz, imgsz]`` in [0, 1] from a folder (unreadable ones are refused)."""
-    from ..analysis.image_rates import list_images, load_letterboxed
-
-    images, unreadable = load_letterboxed(list_images(folder), imgsz)
-    if unreadable:
-        raise ValueError(f"cannot read {len(unreadable)} image(s): {', '.join(unreadable)}")
-    return images
-
-
-if __name__ == "__main__":
-    sys.exit(main())

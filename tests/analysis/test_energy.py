@@ -6,7 +6,7 @@ import torch
 from ultralytics.nn.tasks import DetectionModel
 
 from spikeyolo.analysis import energy_costs, energy_rows, energy_totals, synapse_geometry
-from spikeyolo.analysis.op_counter_check import compare_with_spikingjelly
+from tests.analysis.spikingjelly_synops import compare_with_spikingjelly
 from spikeyolo.analysis.template import compare_geometry, load_template, template_geometry, template_rates
 from spikeyolo.nn import SpikeDetectionModel
 from spikeyolo.spike.audit import audit

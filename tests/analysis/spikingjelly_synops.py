@@ -1,4 +1,4 @@
-"""Cross-check of our synaptic-operation counts against spikingjelly's ``SynOpCounter``.
+"""Test helper: cross-check of our synaptic-operation counts against spikingjelly's ``SynOpCounter``.
 
 spikingjelly counts, operator by operator, the additions a convolution performs on a binary
 input: one per spike per output it reaches. We run the model spike-driven (every neuron-fed
@@ -16,11 +16,9 @@ import torch
 from spikingjelly.activation_based.op_counter import DispatchCounterMode, SynOpCounter
 from torch import nn
 
-from ..nn.synapses import synapses
-from ..spike.driven import spike_driven
-from .energy import energy_costs, energy_rows
-from .firing import FiringRateMonitor
-from .synops import synapse_geometry
+from spikeyolo.analysis import FiringRateMonitor, energy_costs, energy_rows, synapse_geometry
+from spikeyolo.nn.synapses import synapses
+from spikeyolo.spike import spike_driven
 
 
 def spikingjelly_synops(model: nn.Module, images: torch.Tensor) -> dict[str, float]:
