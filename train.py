@@ -1,8 +1,8 @@
-"""Train SpikeYOLO: ``python train.py [model=snn_yolov8s.yaml data=coco.yaml epochs=300 ...]``."""
+"""Train SpikeYOLO: ``python train.py [model=snn_yolov8s.yaml data=coco.yaml epochs=300 ...]`` (= ``spikeyolo train``)."""
 
 import sys
 
-from spikeyolo.commands.train import main
+from spikeyolo.commands.cli import run_script
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script("train", "train.py"))

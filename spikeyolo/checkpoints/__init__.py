@@ -1,7 +1,7 @@
 """Released reference SpikeYOLO checkpoints: restricted import, architecture detection, conversion.
 
-``SpikeYOLO("23M_best.pt")`` uses this automatically; ``python -m spikeyolo.checkpoints convert
-OLD.pt NEW.pt`` writes a checkpoint in this package's format.
+``SpikeYOLO("23M_best.pt")`` uses this automatically; ``spikeyolo convert model=OLD.pt out=NEW.pt``
+writes a checkpoint in this package's format.
 """
 
 from .convert import convert_reference_checkpoint, import_reference_model

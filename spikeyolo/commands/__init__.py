@@ -1,1 +1,4 @@
-"""Entry points behind ``train.py`` and ``test.py`` (``key=value`` arguments, like ``yolo``)."""
+"""The command layer: every mode of ``spikeyolo MODE key=value ...`` (and ``train.py`` / ``test.py``).
+
+Nothing below this floor imports it.
+"""

@@ -1,4 +1,4 @@
-"""``python train.py [key=value ...]``: train a SpikeYOLO detector.
+"""``spikeyolo train`` (and ``python train.py``): train a SpikeYOLO detector.
 
 Without ``data=``, trains SpikeYOLO-n on the bundled synthetic dataset with the quick demo
 recipe. With ``data=``, uses the reference SpikeYOLO recipe (SGD, lrf 0.004, 10 warm-up epochs,
@@ -9,23 +9,36 @@ on the command line wins.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
-import yaml
 from ultralytics.data.utils import check_det_dataset
 
 from ..cfg.recipes import DEMO_RECIPE, REFERENCE_RECIPE
 from ..data import default_dataset
 from ..engine.model import SpikeYOLO
 from ..events.config import is_event_data
-from .arguments import UsageError, parse_arguments
+from .arguments import parse_arguments
+from .mode import Mode
 from .reporting import print_metrics
+
+EXTRA_KEYS = ("criterion",)
+
+USAGE = """usage: {prog} [key=value ...]   (any ultralytics train key: https://docs.ultralytics.com/usage/cfg/)
+
+  {prog}                                                  # demo: SpikeYOLO-n on the bundled shapes
+  {prog} model=snn_yolov8s.yaml data=coco.yaml epochs=300  # the reference recipe (SGD, lrf 0.004, ...)
+  {prog} model=snn_yolov8s.yaml data=coco.yaml device=0,1,2,3 batch=40   # DDP: 10 images per GPU
+  {prog} data=datasets/gen1_T2/data.yaml                  # event data: the Gen1 model and recipe
+  {prog} ... amp=bf16                                     # bfloat16 autocast on any device
+  {prog} ... criterion=reference                          # the reference fork's loss (ultralytics 8.0.197)
+
+Without data= it trains on the bundled synthetic dataset with the quick CPU recipe; with data=,
+the reference SpikeYOLO recipe. Keys given on the command line win."""
 
 
 def build_train_args(argv: Sequence[str]) -> dict:
     """The full training arguments: recipe defaults updated with the user's ``key=value`` pairs."""
-    user = parse_arguments(argv)
+    user = parse_arguments(argv, extra_keys=EXTRA_KEYS)
     if is_event_data(user.get("data")):  # SpikeYOLO.train applies the dataset's hyp (the Gen1 recipe)
         return {"model": "snn_yolov8s-gen1.yaml", **user}
     recipe = dict(REFERENCE_RECIPE if "data" in user else DEMO_RECIPE)
@@ -35,21 +48,17 @@ def build_train_args(argv: Sequence[str]) -> dict:
     return {**recipe, **user}
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
-    """Train and print mAP50 / mAP50-95 of the best checkpoint; returns an exit code.
-
-    ``prog`` names the command in error messages.
-    """
-    try:
-        args = build_train_args(sys.argv[1:] if argv is None else argv)
-        model = SpikeYOLO(args.pop("model"))
-        check_det_dataset(args["data"], autodownload=False)  # a bad dataset fails here, clearly, not mid-setup
-    except (UsageError, FileNotFoundError, ValueError, TypeError, SyntaxError, RuntimeError, yaml.YAMLError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
+def train(argv: list[str]) -> int:
+    """Train and print mAP50 / mAP50-95 of the best checkpoint."""
+    args = build_train_args(argv)
+    model = SpikeYOLO(args.pop("model"))
+    check_det_dataset(args["data"], autodownload=False)  # a bad dataset fails here, clearly, not mid-setup
     model.train(**args)
     trainer = model.trainer
     # multi-GPU (DDP): the workers validated, not this process; the best checkpoint carries their metrics
     print_metrics(trainer.metrics if trainer.metrics is not None else model.ckpt["train_metrics"])
     print(f"weights: {trainer.best}")
     return 0
+
+
+MODE = Mode("train", "train a detector (ultralytics train keys; criterion=reference)", USAGE, train)

@@ -14,12 +14,11 @@ the output is reproducible and independent of rendering order. A dataset is writ
 hidden sibling directory and renamed into place when finished; the ``.complete`` marker inside it
 holds the generation parameters and is what later calls check before reusing it.
 
-Run ``python -m spikeyolo.data.synthetic --root DIR`` to generate one from the command line.
+``spikeyolo synth out=DIR`` generates one from the command line.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -38,7 +37,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-__all__ = ["DEFAULT_CLASSES", "SUPPORTED_SHAPES", "default_dataset", "generate_dataset", "main"]
+__all__ = ["DEFAULT_CLASSES", "SUPPORTED_SHAPES", "default_dataset", "generate_dataset"]
 
 # Bump whenever rendering changes, so cached default datasets from older code are not reused.
 GENERATOR_VERSION = 1
@@ -483,41 +482,3 @@ def default_dataset(cache_dir: str | Path | None = None) -> Path:
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode("utf-8")).hexdigest()[:12]
     root = base.expanduser() / "datasets" / f"synthetic-shapes-v{GENERATOR_VERSION}-{digest}"
     return generate_dataset(root, **_DEFAULT_SETTINGS)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Command-line entry point: generate a dataset and print the path of its data.yaml."""
-    parser = argparse.ArgumentParser(
-        prog="python -m spikeyolo.data.synthetic", description="Generate the synthetic shapes detection dataset."
-    )
-    parser.add_argument("--root", required=True, type=Path, help="dataset directory to create")
-    parser.add_argument("--n-train", type=int, default=400, help="number of training images")
-    parser.add_argument("--n-val", type=int, default=100, help="number of validation images")
-    parser.add_argument("--imgsz", type=int, default=128, help="image side in pixels, multiple of 32")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument(
-        "--classes", nargs="+", default=list(DEFAULT_CLASSES), help=f"shape names from {list(SUPPORTED_SHAPES)}"
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace ROOT if it holds something else")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    args = parser.parse_args(argv)
-    try:
-        data_yaml = generate_dataset(
-            args.root,
-            n_train=args.n_train,
-            n_val=args.n_val,
-            imgsz=args.imgsz,
-            seed=args.seed,
-            classes=args.classes,
-            overwrite=args.overwrite,
-            progress=not args.no_progress,
-        )
-    except ValueError as error:
-        parser.error(str(error))
-    except FileExistsError as error:
-        parser.error(f"{error} (on the command line: --overwrite)")
-    print(data_yaml)
-
-
-if __name__ == "__main__":
-    main()

@@ -19,6 +19,8 @@ from ..nn.model import SpikeDetectionModel
 from ..nn.neuron import ILIF
 from ..nn.precision import model_precision
 from ..spike.driven import spike_driven as spike_driven_mode
+from .event_trainer import EventDetectionTrainer
+from .event_validator import EventValidator
 from .trainer import SpikeDetectionTrainer
 
 
@@ -101,11 +103,9 @@ class SpikeYOLO(Model):
 
     def train(self, trainer=None, **kwargs):
         """ultralytics training. Event data (a dataset YAML with an ``events`` block) trains with
-        :class:`~spikeyolo.events.trainer.EventDetectionTrainer`, under the YAML's ``hyp`` defaults."""
+        :class:`~spikeyolo.engine.event_trainer.EventDetectionTrainer`, under the YAML's ``hyp`` defaults."""
         data = kwargs.get("data") or self.overrides.get("data")
         if trainer is None and is_event_data(data):
-            from ..events.trainer import EventDetectionTrainer
-
             trainer = EventDetectionTrainer
             if not kwargs.get("resume"):  # a resumed run keeps its own arguments
                 kwargs = {**training_defaults(data), **kwargs}
@@ -126,11 +126,9 @@ class SpikeYOLO(Model):
         ``self.spike_ledger.checked`` (conv path → verified forward calls). ``amp="bf16"`` (or
         ``"fp16"`` on CUDA) runs the forward passes under autocast, ``"fp32"`` exactly; by default
         the model's own ``precision``. Event data validates with
-        :class:`~spikeyolo.events.validator.EventValidator`.
+        :class:`~spikeyolo.engine.event_validator.EventValidator`.
         """
         if validator is None and is_event_data(kwargs.get("data") or self.overrides.get("data")):
-            from ..events.validator import EventValidator
-
             validator = EventValidator
         with self._precision(amp):
             if not spike_driven:

@@ -1,5 +1,6 @@
-"""Event cameras (Prophesee Gen1): file I/O, frame representations, conversion to a dataset, training
-with T > 1, evaluation under the SpikeYOLO and the Prophesee protocols, and synthetic recordings.
+"""Event cameras (Prophesee Gen1), the data side: ``.dat`` / ``_bbox.npy`` I/O, frame representations,
+conversion to a dataset, the evaluation protocols and synthetic recordings.
 
-Command line: ``python -m spikeyolo.events {synth,convert,evaluate,predict,demo} ...``.
+Training, validation and prediction on event data live in :mod:`spikeyolo.engine` (``event_*``);
+the command line is ``spikeyolo events {synth,convert,evaluate,predict,demo} key=value ...``.
 """

@@ -1,4 +1,4 @@
-"""Raw Gen1 recordings → a frame dataset that ultralytics trains on (``python -m spikeyolo.events convert``).
+"""Raw Gen1 recordings → a frame dataset that ultralytics trains on (``spikeyolo events convert``).
 
 Input: ``RAW/<split>/<name>_td.dat`` with ``RAW/<split>/<name>_bbox.npy`` (the Gen1 download's
 layout; splits train, val, test). Output, one sample per distinct label timestamp ``ts`` (µs)::

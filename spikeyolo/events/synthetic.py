@@ -23,7 +23,7 @@ Layout written by :func:`generate_recordings` (the Gen1 download's layout)::
     <root>/<split>/synth_<seed>_<index>_td.dat     events
     <root>/<split>/synth_<seed>_<index>_bbox.npy   boxes
 
-``python -m spikeyolo.events synth --root DIR`` runs it from the command line.
+``spikeyolo events synth out=DIR`` runs it from the command line.
 """
 
 from __future__ import annotations

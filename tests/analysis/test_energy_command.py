@@ -9,8 +9,8 @@ import torch
 from ultralytics.nn.tasks import DetectionModel
 
 from spikeyolo.analysis import measure_rates_on_images
-from spikeyolo.cli import main as cli
-from spikeyolo.commands.test import main as run_test_py
+from spikeyolo.commands.cli import main as cli
+from spikeyolo.commands.cli import run_script
 from spikeyolo.nn import SpikeDetectionModel
 from tests.firing_weights import perturb_batchnorms
 
@@ -57,7 +57,7 @@ def test_energy_on_an_image_folder(checkpoint, val_images, tmp_path, capsys):
 
 
 def test_test_py_energy_reports_map_rates_and_energy(checkpoint, tiny_data, tmp_path, capsys):
-    code = run_test_py([f"model={checkpoint}", f"data={tiny_data}", "imgsz=64", "batch=8", "plots=False",
+    code = run_script("val", "test.py", [f"model={checkpoint}", f"data={tiny_data}", "imgsz=64", "batch=8", "plots=False",
                     "energy=True", "energy_preset=int8", f"project={tmp_path}", "name=val"])
     assert code == 0
     out = capsys.readouterr().out
@@ -99,7 +99,7 @@ def test_energy_user_errors(checkpoint, val_images, tmp_path, capsys):
         assert message in capsys.readouterr().err, extra
     assert cli(["energy", f"model={stock}", f"source={val_images}"]) == 2
     assert "not a SpikeYOLO" in capsys.readouterr().err
-    assert run_test_py([f"model={checkpoint}", "energy=True", "energy_preset=fp64"]) == 2
+    assert run_script("val", "test.py", [f"model={checkpoint}", "energy=True", "energy_preset=fp64"]) == 2
     assert "unknown energy preset" in capsys.readouterr().err
 
 

@@ -20,7 +20,7 @@ from spikeyolo.checkpoints import (
     load_reference_checkpoint,
     pickle_globals,
 )
-from spikeyolo.checkpoints.__main__ import main as checkpoints_main
+from spikeyolo.commands.cli import main as cli
 from spikeyolo.nn import SpikeDetectionModel
 from spikeyolo.nn.neuron import ILIF
 
@@ -117,10 +117,10 @@ def test_imported_reference_fine_tunes(reference_n, tiny_data, tmp_path):
 
 def test_command_line_convert_and_info(reference_n, tmp_path, capsys):
     path, _ = reference_n
-    assert checkpoints_main(["info", str(path)]) == 0
+    assert cli(["info", f"model={path}"]) == 0
     assert "coco SpikeYOLO-n, 3 classes, stripped form" in capsys.readouterr().out
-    assert checkpoints_main(["convert", str(path), str(tmp_path / "new.pt")]) == 0
-    assert checkpoints_main(["convert", str(path), str(tmp_path / "new.pt")]) == 2
+    assert cli(["convert", f"model={path}", f"out={tmp_path / 'new.pt'}"]) == 0
+    assert cli(["convert", f"model={path}", f"out={tmp_path / 'new.pt'}"]) == 2
     assert "exists" in capsys.readouterr().err
 
 
@@ -153,7 +153,7 @@ def test_malicious_pickles_are_refused_without_side_effect(reference_n, tmp_path
         with pytest.raises(UnsafeCheckpointError, match=offender) as info:
             attempt()
         assert "Nothing was loaded" in str(info.value)
-    assert checkpoints_main(["convert", str(evil), str(tmp_path / "out.pt")]) == 2
+    assert cli(["convert", f"model={evil}", f"out={tmp_path / 'out.pt'}"]) == 2
     assert not (tmp_path / "out.pt").exists() and not sentinel.exists()
 
 
@@ -202,7 +202,7 @@ def test_bad_files_give_clear_errors(reference_n, tmp_path):
     torch.save({"weights": torch.zeros(3)}, plain)
     with pytest.raises(TypeError, match="not a SpikeYOLO checkpoint"):
         SpikeYOLO(plain)
-    assert checkpoints_main(["info", str(plain)]) == 2
+    assert cli(["info", f"model={plain}"]) == 2
 
 
 def test_state_dict_of_another_architecture_is_refused(tmp_path):

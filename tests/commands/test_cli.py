@@ -13,14 +13,41 @@ import torch
 from ultralytics.nn.tasks import ClassificationModel, DetectionModel, SegmentationModel
 
 from spikeyolo import SpikeYOLO
-from spikeyolo.cli import main
+from spikeyolo.commands.cli import MODES, main
 
 
 def test_help_and_console_script():
     script = shutil.which("spikeyolo", path=str(Path(sys.executable).parent))
     assert script, "the spikeyolo console script is installed with the package"
     r = subprocess.run([script, "help"], capture_output=True, text=True, timeout=120, env=os.environ)
-    assert r.returncode == 0 and "spikeyolo predict model=best.pt" in r.stdout
+    assert r.returncode == 0 and "usage: spikeyolo MODE [key=value ...]" in r.stdout
+    assert all(f"\n  {name} " in r.stdout for name in MODES)
+    r = subprocess.run([sys.executable, "-m", "spikeyolo", "predict", "--help"], capture_output=True, text=True,
+                       timeout=120, env=os.environ)
+    assert r.returncode == 0 and "usage: spikeyolo predict model=best.pt source=..." in r.stdout
+
+
+def _every_mode(modes, prog):
+    for name, mode in modes.items():
+        if mode.submodes:
+            yield from _every_mode(mode.submodes, f"{prog} {name}")
+        else:
+            yield f"{prog} {name}".split()[1:]
+
+
+@pytest.mark.parametrize("words", list(_every_mode(MODES, "spikeyolo")), ids=" ".join)
+@pytest.mark.parametrize("flag", ["help", "--help", "-h"])
+def test_every_mode_answers_help(words, flag, capsys):
+    assert main([*words, flag]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: spikeyolo {' '.join(words)} ") and "{prog}" not in out
+
+
+def test_info_describes_our_checkpoints(checkpoint, capsys):
+    assert main(["info", f"model={checkpoint}"]) == 0
+    out = capsys.readouterr().out
+    assert "SpikeYOLO-n" in out and "classes (4): circle, rectangle, triangle, cross" in out
+    assert "I-LIF D=4, decay 0.25" in out and "criterion: ultralytics" in out and "imgsz=64" in out
 
 
 @pytest.mark.parametrize(
@@ -33,7 +60,14 @@ def test_help_and_console_script():
         (["predict", "source=img.jpg"], "give the model"),
         (["predict", "model=x.pt", "sourc=img.jpg"], "did you mean 'source'"),
         (["export", "format=engine", "model=x.pt"], "not supported for spiking models"),
-        (["convert", "missing.pt", "out.pt"], "error"),
+        (["convert", "model=missing.pt", "out=out.pt"], "spikeyolo convert: error: "),
+        (["convert", "missing.pt", "out.pt"], "argument 'missing.pt' is not of the form key=value"),
+        (["convert", "model=a.pt"], "give out=... (the checkpoint to write)"),
+        (["audit", "model=snn_yolov8n.yaml", "imgsz=big"], "imgsz='big': expected a int"),
+        (["audit", "modl=snn_yolov8n.yaml"], "unknown key 'modl' (did you mean 'model'?)"),
+        (["events", "convrt"], "spikeyolo events: error: unknown mode 'convrt'; did you mean 'convert'?"),
+        (["events", "synth", "out=x", "overwrite=maybe"], "overwrite='maybe': expected True or False"),
+        (["info"], "spikeyolo info: error: give model=..."),
     ],
 )
 def test_user_errors_exit_2(argv, message, capsys):
@@ -71,7 +105,7 @@ def test_console_script_reports_user_errors_without_traceback(tiny_data, tmp_pat
     r = subprocess.run([script, "predict", f"model={stock}", f"source={tiny_data.parent}"],
                        capture_output=True, text=True, timeout=120, env=os.environ, cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert r.stderr.startswith("spikeyolo: error: ") and "holds an ultralytics ClassificationModel" in r.stderr
+    assert r.stderr.startswith("spikeyolo predict: error: ") and "holds an ultralytics ClassificationModel" in r.stderr
 
 
 def test_console_script_predict_saves_by_default(checkpoint, tiny_data, tmp_path):
@@ -139,19 +173,15 @@ def test_train_val_convert_audit_through_the_command(tiny_data, tmp_path):
 
     reference = save_reference_checkpoint(tmp_path / "23M_best.pt", SpikeYOLO(best).model, {0: "a", 1: "b", 2: "c", 3: "d"},
                                           ema=None)
-    assert main(["convert", str(reference), str(tmp_path / "converted.pt")]) == 0
+    assert main(["convert", f"model={reference}", f"out={tmp_path / 'converted.pt'}"]) == 0
     assert SpikeYOLO(tmp_path / "converted.pt").model.names == {0: "a", 1: "b", 2: "c", 3: "d"}
-    assert main(["audit", str(tmp_path / "converted.pt"), "--imgsz", "64", "--json", str(tmp_path / "audit.json")]) == 0
+    assert main(["audit", f"model={tmp_path / 'converted.pt'}", "imgsz=64", f"json={tmp_path / 'audit.json'}"]) == 0
     assert (tmp_path / "audit.json").is_file()
 
 
 def test_events_mode_runs_the_event_camera_commands(tmp_path, capsys):
-    assert main(["events", "synth", "--root", str(tmp_path / "raw"), "--train", "1", "--test", "1", "--seconds", "0.5"]) == 0
+    assert main(["events", "synth", f"out={tmp_path / 'raw'}", "train=1", "test=1", "seconds=0.5"]) == 0
     written = sorted(p.relative_to(tmp_path / "raw").as_posix() for p in (tmp_path / "raw").rglob("*_td.dat"))
     assert [p.split("/")[0] for p in written] == ["test", "train"]
-    assert main(["events", "convert", str(tmp_path / "missing"), str(tmp_path / "out")]) == 2
-    assert "spikeyolo events: error:" in capsys.readouterr().err and not (tmp_path / "out").exists()
-    with pytest.raises(SystemExit) as exit_info:
-        main(["events", "convrt"])
-    assert exit_info.value.code == 2
-    assert "usage: spikeyolo events" in capsys.readouterr().err
+    assert main(["events", "convert", f"source={tmp_path / 'missing'}", f"out={tmp_path / 'out'}"]) == 2
+    assert "spikeyolo events convert: error:" in capsys.readouterr().err and not (tmp_path / "out").exists()

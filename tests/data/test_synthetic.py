@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from spikeyolo.data import synthetic
-from spikeyolo.data.synthetic import DEFAULT_CLASSES, SUPPORTED_SHAPES, default_dataset, generate_dataset, main
+from spikeyolo.commands.cli import main
+from spikeyolo.data.synthetic import DEFAULT_CLASSES, SUPPORTED_SHAPES, default_dataset, generate_dataset
 
 SMALL = {"n_train": 12, "n_val": 4, "imgsz": 64, "progress": False}
 LABEL_LINE = re.compile(r"^\d+( (0|1)\.\d{6}){4}$")
@@ -232,11 +233,14 @@ def test_moved_dataset_is_repointed(tmp_path: Path) -> None:
 
 
 def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    main(["--root", str(tmp_path / "ds"), "--n-train", "2", "--n-val", "1", "--imgsz", "64", "--no-progress"])
-    assert capsys.readouterr().out.strip() == str((tmp_path / "ds" / "data.yaml").resolve())
-    with pytest.raises(SystemExit):
-        main(["--root", str(tmp_path / "bad"), "--imgsz", "50", "--no-progress"])
-    assert "imgsz" in capsys.readouterr().err
+    assert main(["synth", f"out={tmp_path / 'ds'}", "n_train=2", "n_val=1", "imgsz=64", "classes=circle,star"]) == 0
+    data_yaml = (tmp_path / "ds" / "data.yaml").resolve()
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(data_yaml)
+    assert yaml.safe_load(data_yaml.read_text())["names"] == {0: "circle", 1: "star"}
+    assert main(["synth", f"out={tmp_path / 'bad'}", "imgsz=50"]) == 2
+    assert "spikeyolo synth: error: " in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main(["synth", f"out={tmp_path / 'ds'}", "n_train=3"]) == 2  # another dataset there: refused, kept
+    assert "already exists" in capsys.readouterr().err and data_yaml.is_file()
 
 
 def test_loads_through_ultralytics(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from ultralytics.utils.dist import ddp_cleanup, find_free_network_port, generate
 
 from spikeyolo import SpikeYOLO
 from spikeyolo.checkpoints.restricted import pickle_globals
-from spikeyolo.commands import train as train_command
+from spikeyolo.commands.cli import run_script
 from spikeyolo.engine.trainer import SpikeDetectionTrainer
 from spikeyolo.nn import SpikeDetectionModel
 
@@ -57,7 +57,7 @@ def test_ddp_launch_file_rebuilds_and_trains_our_trainer(tiny_data, tmp_path, mo
         launched["state_removed"] = not Path(launch_file).with_suffix(".pt").exists()
 
     monkeypatch.setattr(SpikeDetectionTrainer, "train", launch_workers)
-    code = train_command.main([f"model={start}", f"data={tiny_data}", "epochs=1", "imgsz=64", "batch=8", "device=cpu",
+    code = run_script("train", "train.py", [f"model={start}", f"data={tiny_data}", "epochs=1", "imgsz=64", "batch=8", "device=cpu",
                                "plots=False", f"project={tmp_path}", "name=ddp", "exist_ok=True"])
     run = launched["run"]
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

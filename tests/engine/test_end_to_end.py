@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from spikeyolo import SpikeYOLO
-from spikeyolo.commands import test as test_command
-from spikeyolo.commands import train as train_command
+from spikeyolo.commands.cli import run_script
 from spikeyolo.nn import SpikeDetectionModel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +35,7 @@ def trained(tiny_data, session_dir):
 
     trainer_module.SpikeDetectionTrainer.__init__ = init_with_callback
     try:
-        code = train_command.main(
+        code = run_script("train", "train.py", 
             [f"data={tiny_data}", "epochs=2", "imgsz=50", "batch=8", "workers=0", "plots=False",
              "warmup_epochs=0", f"project={session_dir / 'runs'}", "name=train", "exist_ok=True"]
         )
@@ -65,7 +64,7 @@ def test_checkpoint_reloads_validates_and_predicts(trained, tiny_data, session_d
 
 def test_test_py_reports_map_and_firing_rates(trained, tiny_data, session_dir, capsys):
     best, _ = trained
-    code = test_command.main([f"model={best}", f"data={tiny_data}", "imgsz=64", "batch=4",
+    code = run_script("val", "test.py", [f"model={best}", f"data={tiny_data}", "imgsz=64", "batch=4",
                               f"project={session_dir / 'runs'}", "name=test", "exist_ok=True", "plots=False"])
     out = capsys.readouterr().out
     assert code == 0
@@ -111,7 +110,7 @@ def test_bf16_training_on_cpu_and_evaluation_precision(trained, tiny_data, sessi
     metrics = tuned.val(data=str(tiny_data), imgsz=64, batch=4, amp="fp32", plots=False,
                         project=str(session_dir / "runs"), name="val-fp32")
     assert 0.0 <= metrics.box.map50 <= 1.0 and tuned.model.precision == "bf16"  # fp32 for that call only
-    assert test_command.main([f"model={best}", "amp=True"]) == 2
+    assert run_script("val", "test.py", [f"model={best}", "amp=True"]) == 2
     assert "precision must be one of ['fp32', 'bf16', 'fp16'], got True" in capsys.readouterr().err
 
 
@@ -151,13 +150,13 @@ def test_bad_checkpoint_files_give_clear_errors(tmp_path, trained):
 def test_bad_dataset_gives_clear_error(tmp_path, capsys):
     bad = tmp_path / "data.yaml"
     bad.write_text(f"path: {tmp_path}\ntrain: images/train\nval: images/val\nnames: {{0: a}}\n")
-    assert train_command.main([f"data={bad}", "epochs=1", f"project={tmp_path}"]) == 2
+    assert run_script("train", "train.py", [f"data={bad}", "epochs=1", f"project={tmp_path}"]) == 2
     assert "images not found" in capsys.readouterr().err
     bad.write_text("names: [a\n")
-    assert train_command.main([f"data={bad}", "epochs=1", f"project={tmp_path}"]) == 2
+    assert run_script("train", "train.py", [f"data={bad}", "epochs=1", f"project={tmp_path}"]) == 2
 
 
 def test_test_py_refuses_bad_dataset(trained, tmp_path, capsys):
     best, _ = trained
-    assert test_command.main([f"model={best}", f"data={tmp_path / 'none.yaml'}"]) == 2
+    assert run_script("val", "test.py", [f"model={best}", f"data={tmp_path / 'none.yaml'}"]) == 2
     assert "none.yaml" in capsys.readouterr().err

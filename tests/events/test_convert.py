@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import yaml
 
-from spikeyolo.events.cli import main as events_main
+from spikeyolo.commands.cli import main as cli
 from spikeyolo.events.convert import convert_dataset
 from spikeyolo.events.dat import DatFile
 from spikeyolo.events.labels import read_boxes, write_boxes, yolo_rows
@@ -103,7 +103,7 @@ def test_bad_recordings_are_skipped_and_listed(raw_gen1, tmp_path, capsys):
     pair("empty", content[:header_end + 2])
     pair("nolabels", content, boxes[:0])
 
-    code = events_main(["convert", str(tmp_path / "raw"), str(tmp_path / "out"), "--workers", "2"])
+    code = cli(["events", "convert", f"source={tmp_path / 'raw'}", f"out={tmp_path / 'out'}", "workers=2"])
     out = capsys.readouterr().out
     assert code == 0
     assert "converted 1 recording(s)" in out and "skipped 9 file(s):" in out
@@ -115,5 +115,5 @@ def test_bad_recordings_are_skipped_and_listed(raw_gen1, tmp_path, capsys):
     ]:
         assert expected in out, expected
     assert len(list((tmp_path / "out" / ".done" / "train").glob("*.json"))) == 1
-    assert events_main(["convert", str(tmp_path / "nothing"), str(tmp_path / "o2")]) == 2
+    assert cli(["events", "convert", f"source={tmp_path / 'nothing'}", f"out={tmp_path / 'o2'}"]) == 2
     assert "no recordings" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import yaml
 
 from spikeyolo import SpikeYOLO
 from spikeyolo.commands.train import build_train_args
-from spikeyolo.events.cli import main as events_main
+from spikeyolo.commands.cli import main as cli
 from spikeyolo.events.evaluate import evaluate
 from spikeyolo.events.labels import read_boxes
 from spikeyolo.events.predict import predict_recording
@@ -50,7 +50,7 @@ def test_training_feeds_time_stacks_under_the_gen1_recipe(trained):
 def test_evaluate_command_reports_both_protocols(trained, gen1_data, session_dir, capsys):
     model, _ = trained
     best = model.trainer.best
-    code = events_main(["evaluate", f"model={best}", f"data={gen1_data}", "imgsz=64", "batch=8", "workers=0",
+    code = cli(["events", "evaluate", f"model={best}", f"data={gen1_data}", "imgsz=64", "batch=8", "workers=0",
                         f"project={session_dir / 'events-runs'}", "name=eval", "exist_ok=True", "plots=False"])
     out = capsys.readouterr().out
     assert code == 0
@@ -107,13 +107,13 @@ def test_predict_command_writes_detections_and_names_bad_recordings(trained, raw
     best = str(trained[0].trainer.best)
     recording = sorted((raw_gen1 / "test").glob("*_td.dat"))[0]
     out = tmp_path / "det.json"
-    assert events_main(["predict", best, str(recording), "--every-ms", "250", "--conf", "0.001", "--out", str(out)]) == 0
+    assert cli(["events", "predict", f"model={best}", f"source={recording}", "every_ms=250", "conf=0.001", f"out={out}"]) == 0
     frames = json.loads(out.read_text())["frames"]
     assert [f["t_us"] for f in frames] == [250_000, 500_000, 750_000, 1_000_000, 1_250_000]
     assert all(len(d) == 6 and 0 <= d[0] <= d[2] <= 304 and 0 <= d[1] <= d[3] <= 240 for f in frames for d in f["detections"])
     bad = tmp_path / "cut_td.dat"
     bad.write_bytes(recording.read_bytes()[:-5])
-    assert events_main(["predict", best, str(bad)]) == 2
+    assert cli(["events", "predict", f"model={best}", f"source={bad}"]) == 2
     assert f"{bad}: truncated" in capsys.readouterr().err
 
 
@@ -124,8 +124,8 @@ def test_train_command_leaves_event_data_to_its_own_recipe(gen1_data):
 
 def test_demo_runs_the_whole_pipeline(tmp_path, capsys):
     root = tmp_path / "demo"
-    args = ["--root", str(root), "--epochs", "1", "--imgsz", "64", "--train", "2", "--test", "1", "--seconds", "1.5"]
-    assert events_main(["demo", *args]) == 0
+    args = [f"out={root}", "epochs=1", "imgsz=64", "train=2", "test=1", "seconds=1.5"]
+    assert cli(["events", "demo", *args]) == 0
     out = capsys.readouterr().out
     assert "SpikeYOLO (ultralytics" in out and "Prophesee (COCO" in out and "synth_0_000_td.dat at 1.5 s:" in out
     assert (root / "train" / "weights" / "best.pt").is_file() and (root / "val" / "protocols.json").is_file()

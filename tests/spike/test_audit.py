@@ -1,12 +1,10 @@
 """Spike-driven audit: exact operation counts per layer."""
 
-import json
-
 import pytest
 import torch
 
 from spikeyolo.nn import SpikeDetectionModel
-from spikeyolo.spike.audit import _synapse_adds, audit, format_table, main, summarise
+from spikeyolo.spike.audit import _synapse_adds, audit, format_table, summarise
 
 from firing_weights import perturb_batchnorms
 
@@ -32,16 +30,3 @@ def test_audit_of_a_firing_model(tmp_path):
     share = summarise(rows)["spike_driven_share_of_synaptic_ops"]
     assert 0.5 < share < 1.0
     assert "spike-driven share of synaptic operations" in format_table(rows)
-    out = tmp_path / "audit.json"
-    assert main(["snn_yolov8n.yaml", "--imgsz", "64", "--json", str(out)]) == 0
-    assert json.loads(out.read_text())["rows"][0]["layer"] == 1
-
-
-def test_audit_command_rejects_bad_input(tmp_path, capsys):
-    assert main([str(tmp_path / "missing.pt")]) == 2
-    assert main(["snn_yolov8n.yaml", "--images", str(tmp_path)]) == 2
-    assert "no images" in capsys.readouterr().err
-    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
-    assert main(["snn_yolov8n.yaml", "--imgsz", "64", "--images", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "cannot read 1 image(s)" in err and "broken.jpg" in err

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from ultralytics.models.yolo.detect import DetectionValidator
 
-from .config import representation_of
-from .dataset import build_event_dataset, display_frames, letterbox_to_sensor, sample_timestamp
+from ..events.config import representation_of
+from ..events.dataset import build_event_dataset, display_frames, letterbox_to_sensor, sample_timestamp
 
 __all__ = ["EventValidator", "SampleRecord"]
 

@@ -1,5 +1,5 @@
 """The event-camera demo on CPU: synthetic recordings → conversion → training with T = 2 → evaluation under
-both protocols → detection on a raw recording (``python -m spikeyolo.events demo``).
+both protocols → detection on a raw recording (``spikeyolo events demo``).
 
 Every step is resumable from what the previous run left under ``root``: the recordings and the
 conversion are reused, training starts afresh in ``root/train``.
@@ -12,11 +12,12 @@ from pathlib import Path
 
 from ultralytics.utils import LOGGER
 
-from .config import read_data_yaml
-from .convert import convert_dataset
-from .evaluate import Evaluation, evaluate, format_table
-from .predict import predict_recording
-from .synthetic import SyntheticSettings, generate_recordings
+from ..engine.event_evaluation import Evaluation, evaluate, format_table
+from ..engine.event_predictor import predict_recording
+from ..engine.model import SpikeYOLO
+from ..events.config import read_data_yaml
+from ..events.convert import convert_dataset
+from ..events.synthetic import SyntheticSettings, generate_recordings
 
 __all__ = ["DEMO_TRAINING", "run_demo"]
 
@@ -45,8 +46,6 @@ def run_demo(root: str | Path, epochs: int = 10, imgsz: int = 128, recordings: t
         epochs, imgsz: training length and input size (letterboxed square, multiple of 32).
         recordings: number of (train, test) synthetic recordings, each ``seconds`` long, labelled at 4 Hz.
     """
-    from ..engine.model import SpikeYOLO
-
     root = Path(root).expanduser().resolve()
     started = time.perf_counter()
     settings = SyntheticSettings(duration_us=int(seconds * 1e6))

@@ -1,4 +1,4 @@
-"""Event-data evaluation under both protocols, side by side (``python -m spikeyolo.events evaluate``).
+"""Event-data evaluation under both protocols, side by side (``spikeyolo events evaluate``).
 
 (a) SpikeYOLO (the paper's numbers): ultralytics' mAP50 / mAP50-95 over all converted boxes of the
     letterboxed frames (101-point interpolated AP), exactly what ``model.val`` reports.
@@ -13,21 +13,20 @@ Both score the same detections (ultralytics' validation defaults: conf 0.001, NM
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .config import read_data_yaml
-from .convert import source_boxes_file
-from .errors import EventFileError
-from .labels import read_boxes
-from .protocol import GEN1_PROTOCOL, ONE_MPX_PROTOCOL, PropheseeProtocol, ScoredSample, prophesee_map
-from .validator import EventValidator, SampleRecord
+from ..events.config import read_data_yaml
+from ..events.convert import source_boxes_file
+from ..events.errors import EventFileError
+from ..events.labels import read_boxes
+from ..events.protocol import GEN1_PROTOCOL, ONE_MPX_PROTOCOL, PropheseeProtocol, ScoredSample, prophesee_map
+from .event_validator import EventValidator, SampleRecord
 
-__all__ = ["Evaluation", "evaluate", "scored_samples", "format_table", "main"]
+__all__ = ["PROTOCOLS", "Evaluation", "evaluate", "scored_samples", "format_table"]
 
 PROTOCOLS = {"gen1": GEN1_PROTOCOL, "1mpx": ONE_MPX_PROTOCOL}
 
@@ -102,32 +101,3 @@ def format_table(result: Evaluation) -> str:
                      ("Prophesee (COCO, sensor frame, filtered)", result.prophesee)):
         lines.append(f"{title:<50}{r['mAP50']:>8.4f}{r['mAP50-95']:>10.4f}{r['samples']:>9}{r['gt_boxes']:>10}")
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``evaluate model=best.pt data=data.yaml [protocol=gen1|1mpx] [key=value ...]``: print both protocols.
-
-    Returns the exit code: 0, or 2 after a one-line error on stderr.
-    """
-    from ..commands.arguments import UsageError, parse_arguments
-    from ..engine.model import SpikeYOLO
-    from .config import is_event_data
-
-    try:
-        args = parse_arguments(sys.argv[1:] if argv is None else argv, extra_keys=("protocol",))
-        if "model" not in args:
-            raise UsageError("give the checkpoint: model=path/to/best.pt")
-        protocol = args.pop("protocol", "gen1")
-        if protocol not in PROTOCOLS:
-            raise UsageError(f"protocol={protocol} is not one of {sorted(PROTOCOLS)}")
-        model = SpikeYOLO(args.pop("model"))
-        data = args.pop("data", None) or model.overrides.get("data")
-        if not is_event_data(data):
-            raise UsageError(f"data={data} is not an event dataset YAML (one with an 'events' block)")
-        result = evaluate(model, data, PROTOCOLS[protocol], **args)
-    except (UsageError, EventFileError, FileNotFoundError, ValueError, TypeError) as e:
-        print(f"spikeyolo events evaluate: error: {e}", file=sys.stderr)
-        return 2
-    print(format_table(result))
-    print(f"results: {result.json_file}")
-    return 0

@@ -6,12 +6,12 @@ from copy import copy
 
 from ultralytics.utils.torch_utils import unwrap_model
 
-from ..engine.trainer import SpikeDetectionTrainer
 from ..nn.model import SpikeDetectionModel
 from ..nn.time_expansion import MS_GetT
-from .config import representation_of
-from .dataset import build_event_dataset, display_frames
-from .validator import EventValidator
+from ..events.config import representation_of
+from ..events.dataset import build_event_dataset, display_frames
+from .event_validator import EventValidator
+from .trainer import SpikeDetectionTrainer
 
 
 class EventDetectionTrainer(SpikeDetectionTrainer):

@@ -15,10 +15,10 @@ import torch
 from ultralytics.utils import nms
 from ultralytics.utils.instance import Instances
 
-from .config import representation_of
-from .dat import DatFile
-from .dataset import eval_transforms, frames_to_picture, letterbox_to_sensor, to_time_major
-from .representation import EventRepresentation
+from ..events.config import representation_of
+from ..events.dat import DatFile
+from ..events.dataset import eval_transforms, frames_to_picture, letterbox_to_sensor, to_time_major
+from ..events.representation import EventRepresentation
 
 __all__ = ["prepare_input", "predict_frames", "predict_recording"]
 
