@@ -6,9 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test install clean
 
-$(STAMP): pyproject.toml
+# requirements.txt pins the exact versions (a constraints file); pyproject.toml declares the ranges
+$(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -c requirements.txt -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)
