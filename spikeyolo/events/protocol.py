@@ -13,7 +13,7 @@ What the Prophesee toolbox's evaluation does (``box_filtering.filter_boxes`` and
   pixels, on the recording's own boxes (not clipped to the frame).
 
 SpikeYOLO's paper numbers instead come from ultralytics' mAP over all converted boxes of the
-letterboxed frames; :mod:`spikeyolo.events.evaluate` reports both.
+letterboxed frames; :mod:`spikeyolo.engine.event_evaluation` reports both.
 """
 
 from __future__ import annotations

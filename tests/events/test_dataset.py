@@ -10,7 +10,7 @@ from ultralytics.cfg import get_cfg
 
 from spikeyolo.events.convert import convert_dataset
 from spikeyolo.events.dataset import build_event_dataset, letterbox_to_sensor
-from spikeyolo.events.predict import prepare_input
+from spikeyolo.engine.event_predictor import prepare_input
 from spikeyolo.events.representation import EventRepresentation
 
 S = 64

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from spikeyolo.events.errors import EventFileError
-from spikeyolo.events.evaluate import scored_samples
+from spikeyolo.engine.event_evaluation import scored_samples
 from spikeyolo.events.labels import BOX_DTYPE, write_boxes
 from spikeyolo.events.protocol import GEN1_PROTOCOL, ONE_MPX_PROTOCOL, ScoredSample, keep_boxes, prophesee_map
-from spikeyolo.events.validator import SampleRecord
+from spikeyolo.engine.event_validator import SampleRecord
 
 NAMES = {0: "car", 1: "pedestrian"}
 SENSOR = (240, 304)

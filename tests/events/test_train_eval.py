@@ -10,11 +10,11 @@ import yaml
 from spikeyolo import SpikeYOLO
 from spikeyolo.commands.train import build_train_args
 from spikeyolo.commands.cli import main as cli
-from spikeyolo.events.evaluate import evaluate
+from spikeyolo.engine.event_evaluation import evaluate
 from spikeyolo.events.labels import read_boxes
-from spikeyolo.events.predict import predict_recording
+from spikeyolo.engine.event_predictor import predict_recording
 from spikeyolo.events.protocol import GEN1_PROTOCOL, keep_boxes
-from spikeyolo.events.validator import EventValidator
+from spikeyolo.engine.event_validator import EventValidator
 from spikeyolo.nn.time_expansion import MS_GetT
 
 pytestmark = pytest.mark.slow
