@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install docs clean
 
 # requirements.txt pins the exact versions (a constraints file); pyproject.toml declares the ranges
 $(STAMP): pyproject.toml requirements.txt
@@ -13,6 +13,16 @@ $(STAMP): pyproject.toml requirements.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The documentation site (mkdocs.yml, docs/) into site/: the `docs` extra on top of the install.
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c requirements.txt -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 RUNS := $(CURDIR)/runs/demo
 
@@ -24,4 +34,4 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site
