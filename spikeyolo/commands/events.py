@@ -6,12 +6,13 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from ..engine.event_evaluation import PROTOCOLS, evaluate, format_table
+from ..engine.event_evaluation import evaluate, format_table
 from ..engine.event_predictor import predict_recording
 from ..engine.model import SpikeYOLO
 from ..events.config import is_event_data, representation_of
 from ..events.convert import convert_dataset
 from ..events.dat import DatFile
+from ..events.protocol import PAPERS_PROTOCOL, PROTOCOLS
 from ..events.synthetic import SyntheticSettings, generate_recordings
 from .arguments import REQUIRED, Key, UsageError, describe_keys, parse_arguments, parse_options
 from .events_demo import run_demo
@@ -89,6 +90,13 @@ def convert(argv: list[str]) -> int:
         print(f"skipped {len(report.skipped)} file(s):")
         for file, reason in report.skipped:
             print(f"  {file}: {reason}")
+    if report.without_events:
+        stamps = sum(len(ts) for _, ts in report.without_events)
+        print(f"no sample for {stamps} label timestamp(s) with no events in the window before them (they stay in "
+              "the Prophesee ground truth):")
+        for recording, ts in report.without_events:
+            shown = ", ".join(str(t) for t in ts[:5]) + (", ..." if len(ts) > 5 else "")
+            print(f"  {recording}: {len(ts)} ({shown} µs)")
     print(report.data_yaml)
     return 0
 
@@ -98,7 +106,7 @@ def evaluate_protocols(argv: list[str]) -> int:
     args = parse_arguments(argv, extra_keys=("protocol",))
     if "model" not in args:
         raise UsageError("give the checkpoint: model=path/to/best.pt")
-    protocol = args.pop("protocol", "gen1")
+    protocol = args.pop("protocol", PAPERS_PROTOCOL.name)
     if protocol not in PROTOCOLS:
         raise UsageError(f"protocol={protocol} is not one of {sorted(PROTOCOLS)}")
     model = SpikeYOLO(args.pop("model"))
@@ -150,13 +158,17 @@ SUBMODES = {
                   _usage("out=raw/ [train=8 test=2 seconds=3 ...]", SYNTH_KEYS), synth),
     "convert": Mode("convert", "convert raw recordings into a frame dataset with data.yaml",
                     _usage("source=raw/ out=datasets/gen1_T2 [kind=counts T=4 window_ms=250 ...]", CONVERT_KEYS), convert),
-    "evaluate": Mode("evaluate", "mAP under the SpikeYOLO and the Prophesee protocols", """usage: {prog} model=best.pt \
-data=datasets/gen1_T2/data.yaml [protocol=gen1|1mpx] [key=value ...]
+    "evaluate": Mode("evaluate", "mAP under the SpikeYOLO and the official Prophesee protocols", """usage: {prog} \
+model=best.pt data=datasets/gen1_T2/data.yaml [protocol=papers|toolbox] [key=value ...]
 
   {prog} model=best.pt data=datasets/gen1_T2/data.yaml imgsz=320 batch=16
+  {prog} model=best.pt data=datasets/gen1_T2/data.yaml protocol=toolbox
 
-Any ultralytics val key; protocol selects the Prophesee filters (gen1: default, 1mpx). Writes
-protocols.json into the validation run.""", evaluate_protocols),
+Any ultralytics val key. The Prophesee row is the official toolbox evaluation (coco_eval, detections
+matched within ±50 ms of each label time, float32 box filters) with one of two filter presets:
+  papers   skip the first 0.5 s, diagonal >= 30 px, sides >= 10 px (default; what Gen1 papers report)
+  toolbox  skip the first 0.1 s, diagonal >= 30 px, sides >= 20 px (psee_evaluator.py --camera GEN1)
+Writes protocols.json into the validation run.""", evaluate_protocols),
     "predict": Mode("predict", "detect objects in a raw recording (.dat) every few milliseconds",
                     _usage("model=best.pt source=rec_td.dat [every_ms=50 conf=0.25 ...]", PREDICT_KEYS), predict),
     "demo": Mode("demo", "synthetic recordings → convert → train → evaluate both protocols → predict",

@@ -2,9 +2,10 @@
 
 (a) SpikeYOLO (the paper's numbers): ultralytics' mAP50 / mAP50-95 over all converted boxes of the
     letterboxed frames (101-point interpolated AP), exactly what ``model.val`` reports.
-(b) Prophesee (the event-camera literature's numbers): the same detections, mapped back to the
-    sensor frame, scored against the recordings' own boxes after the protocol's filters with COCO
-    mAP (:mod:`spikeyolo.events.protocol`).
+(b) Prophesee (the event-camera literature's numbers): the official toolbox evaluation
+    (:mod:`spikeyolo.events.protocol`, preset ``papers`` or ``toolbox``) of the same detections, mapped
+    back to sensor pixels and time-stamped with their sample's label time, against every box of each
+    validated recording (``OUT/boxes/<split>/<name>_bbox.npy``, saved by the conversion).
 
 Both score the same detections (ultralytics' validation defaults: conf 0.001, NMS IoU 0.7, max_det
 300). The result is printed as a table and written to ``<validation run>/protocols.json``.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,10 @@ from ..events.config import read_data_yaml
 from ..events.convert import source_boxes_file
 from ..events.errors import EventFileError
 from ..events.labels import read_boxes
-from ..events.protocol import GEN1_PROTOCOL, ONE_MPX_PROTOCOL, PropheseeProtocol, ScoredSample, prophesee_map
+from ..events.protocol import DETECTION_DTYPE, PAPERS_PROTOCOL, PropheseeProtocol, prophesee_map
 from .event_validator import EventValidator, SampleRecord
 
-__all__ = ["PROTOCOLS", "Evaluation", "evaluate", "scored_samples", "format_table"]
-
-PROTOCOLS = {"gen1": GEN1_PROTOCOL, "1mpx": ONE_MPX_PROTOCOL}
+__all__ = ["Evaluation", "evaluate", "recording_boxes", "format_table"]
 
 
 @dataclass
@@ -43,36 +42,46 @@ class Evaluation:
     records: list = field(default_factory=list)
 
 
-def scored_samples(records: Sequence[SampleRecord]) -> list[ScoredSample]:
-    """The validator's detections joined with the recordings' own boxes at each sample's timestamp.
+def recording_boxes(records: Sequence[SampleRecord]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The validator's detections grouped by recording, with each recording's ground truth: the inputs of
+    :func:`~spikeyolo.events.protocol.prophesee_map`.
 
-    The boxes come from ``OUT/boxes/<split>/<name>_bbox.npy``, saved by the conversion.
+    Returns:
+        ``(ground_truth, detections)``, one entry per recording, in the order of the box files' paths
+        (the toolbox's script sorts its files so): all of the recording's boxes as the conversion saved
+        them, and its detections as :data:`DETECTION_DTYPE` rows sorted by ``t``, the label timestamp of
+        the sample they were found in; ``w = x1 − x0`` and ``h`` in float32, as a detector writing the
+        toolbox's box files computes them.
 
     Raises:
         EventFileError: a sample without a timestamp in its name, or whose recording's boxes are missing.
     """
-    by_file: dict[Path, np.ndarray] = {}
-    samples = []
+    by_source: dict[Path, list[np.ndarray]] = {}
     for r in records:
         if r.ts_us is None:
             raise EventFileError(f"{r.file}: no label timestamp in the sample name (<recording>_<ts>.npy)")
-        source = source_boxes_file(r.file)
-        if source not in by_file:
-            if not source.is_file():
-                raise EventFileError(f"{source}: the recording's boxes are missing (needed by the Prophesee protocol); "
-                                     "convert the dataset again")
-            by_file[source] = read_boxes(source)
-        boxes = by_file[source][by_file[source]["t"] == r.ts_us]
-        x, y, w, h = (boxes[k].astype(np.float64) for k in ("x", "y", "w", "h"))
-        samples.append(ScoredSample(r.ts_us, np.stack([x, y, x + w, y + h], axis=1), boxes["class_id"].astype(int),
-                                    r.boxes, r.scores, r.cls))
-    return samples
+        rows = np.empty(len(r.cls), dtype=DETECTION_DTYPE)
+        boxes = np.asarray(r.boxes, dtype=np.float32)
+        rows["t"], rows["class_id"], rows["class_confidence"] = r.ts_us, r.cls, r.scores
+        rows["x"], rows["y"] = boxes[:, 0], boxes[:, 1]
+        rows["w"], rows["h"] = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        by_source.setdefault(source_boxes_file(r.file), []).append(rows)
+    ground_truth, detections = [], []
+    for source in sorted(by_source, key=str):
+        if not source.is_file():
+            raise EventFileError(f"{source}: the recording's boxes are missing (needed by the Prophesee protocol); "
+                                 "convert the dataset again")
+        ground_truth.append(read_boxes(source))
+        rows = np.concatenate(by_source[source])
+        detections.append(rows[np.argsort(rows["t"], kind="stable")])
+    return ground_truth, detections
 
 
-def evaluate(model, data: str | Path, protocol: PropheseeProtocol = GEN1_PROTOCOL, **val_args) -> Evaluation:
+def evaluate(model, data: str | Path, protocol: PropheseeProtocol = PAPERS_PROTOCOL, **val_args) -> Evaluation:
     """Validate ``model`` (a :class:`~spikeyolo.SpikeYOLO`) on event data ``data`` under both protocols.
 
-    ``val_args`` go to ``model.val`` (imgsz, batch, split, project, name ...).
+    ``protocol`` is the Prophesee preset (``PROTOCOLS`` of :mod:`spikeyolo.events.protocol`); ``val_args``
+    go to ``model.val`` (imgsz, batch, split, project, name ...).
     """
     validators = []
 
@@ -87,17 +96,18 @@ def evaluate(model, data: str | Path, protocol: PropheseeProtocol = GEN1_PROTOCO
             "samples": len(records), "gt_boxes": int(metrics.nt_per_class.sum()),
             "detections": sum(len(r.cls) for r in records)}
     sensor = tuple(read_data_yaml(data)["events"].get("sensor", (240, 304)))
-    theirs = prophesee_map(scored_samples(records), names, sensor, protocol)
+    theirs = {**prophesee_map(*recording_boxes(records), names, sensor, protocol), "protocol": asdict(protocol)}
     json_file = Path(metrics.save_dir) / "protocols.json"
     json_file.parent.mkdir(parents=True, exist_ok=True)
-    json_file.write_text(json.dumps({"spikeyolo": ours, "prophesee": {**theirs, "protocol": protocol.__dict__}}, indent=2))
+    json_file.write_text(json.dumps({"spikeyolo": ours, "prophesee": theirs}, indent=2))
     return Evaluation(ours, theirs, metrics, json_file, records)
 
 
 def format_table(result: Evaluation) -> str:
     """Both protocols as a two-row table."""
     lines = [f"{'protocol':<50}{'mAP50':>8}{'mAP50-95':>10}{'samples':>9}{'GT boxes':>10}"]
+    preset = result.prophesee["protocol"]["name"]
     for title, r in (("SpikeYOLO (ultralytics, letterboxed, all boxes)", result.spikeyolo),
-                     ("Prophesee (COCO, sensor frame, filtered)", result.prophesee)):
+                     (f"Prophesee (COCO, official toolbox, {preset} preset)", result.prophesee)):
         lines.append(f"{title:<50}{r['mAP50']:>8.4f}{r['mAP50-95']:>10.4f}{r['samples']:>9}{r['gt_boxes']:>10}")
     return "\n".join(lines)

@@ -16,12 +16,11 @@ what the recording holds.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_file
 from .errors import EventFileError
 
 __all__ = ["EVENT_DTYPE", "GEN1_SENSOR", "DatFile", "write_dat"]
@@ -171,7 +170,7 @@ def write_dat(
     width: int = GEN1_SENSOR[1],
     header: dict[str, str] | None = None,
 ) -> Path:
-    """Write events as a Gen1 DAT file (atomically: a finished file or none).
+    """Write events as a Gen1 DAT file (atomically: a finished file or none; mode from the umask).
 
     Args:
         path: target ``.dat`` file.
@@ -197,15 +196,8 @@ def write_dat(
     records = np.empty(len(t), dtype=_RECORD)
     records["t"] = t
     records["word"] = x | (y << _Y_SHIFT) | (p << _P_SHIFT)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write("".join(f"% {k} {v}\n" for k, v in lines.items()).encode("ascii"))
-            f.write(bytes((TD_EVENT_TYPE, EVENT_SIZE)))
-            f.write(records.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as f:
+        f.write("".join(f"% {k} {v}\n" for k, v in lines.items()).encode("ascii"))
+        f.write(bytes((TD_EVENT_TYPE, EVENT_SIZE)))
+        f.write(records.tobytes())
     return path

@@ -8,12 +8,11 @@ namings are read; rows come back under the new names, sorted by time.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_file
 from .errors import EventFileError
 
 __all__ = ["BOX_DTYPE", "LABEL_RULES", "read_boxes", "write_boxes", "check_boxes_on_sensor", "yolo_rows"]
@@ -29,9 +28,13 @@ LABEL_RULES = ("reference", "clip")
 def read_boxes(path: str | Path) -> np.ndarray:
     """Read a ``_bbox.npy`` file into BOX_DTYPE rows, shape [N], stably sorted by ``t`` (µs).
 
+    Every value must fit its BOX_DTYPE field as it is: a ``t`` of -1 or a ``class_id`` of 300 (both
+    possible in the toolbox's own dtype, i8 and u4) is refused, never wrapped into 2**64 − 1 or 44.
+
     Raises:
-        EventFileError: missing file, not a ``.npy`` array, missing fields, or impossible boxes
-            (non-finite values, negative size); the message names the file.
+        EventFileError: missing file, not a ``.npy`` array, not one row per box (1-D), missing or
+            non-numeric fields, values out of their field's range (negative, too large, not whole,
+            non-finite) or a negative size; the message names the file, the field and the first bad box.
     """
     path = Path(path)
     if not path.is_file():
@@ -41,24 +44,50 @@ def read_boxes(path: str | Path) -> np.ndarray:
     except (ValueError, OSError, EOFError) as e:
         raise EventFileError(f"{path}: not a readable .npy label array ({e})") from None
     names = raw.dtype.names or ()
-    boxes = np.empty(raw.shape[0] if raw.ndim else 0, dtype=BOX_DTYPE)
-    missing = []
-    for field in BOX_DTYPE.names:
-        source = field if field in names else _OLD_NAMES.get(field)
+    if raw.ndim != 1 or not names:
+        kind = "structured" if names else f"plain {raw.dtype}"
+        raise EventFileError(f"{path}: not a Gen1 box array: a {kind} array of shape {raw.shape}; "
+                             "a box file holds one row per box (a 1-D structured array)")
+    sources = {field: field if field in names else _OLD_NAMES.get(field) for field in BOX_DTYPE.names}
+    missing = [f if f not in _OLD_NAMES else f"{f}/{_OLD_NAMES[f]}" for f, s in sources.items()
+               if s not in names and f != "class_confidence"]
+    if missing:
+        raise EventFileError(f"{path}: not a Gen1 box array: missing field(s) {missing} (fields {list(names)})")
+    boxes = np.empty(len(raw), dtype=BOX_DTYPE)
+    boxes["class_confidence"] = 1.0  # optional: ground truth is certain
+    for field, source in sources.items():  # "t" comes first: the later messages give each bad box's time
         if source in names:
-            boxes[field] = raw[source]
-        elif field == "class_confidence":
-            boxes[field] = 1.0  # optional: ground truth is certain
-        else:
-            missing.append(field if field not in _OLD_NAMES else f"{field}/{_OLD_NAMES[field]}")
-    if raw.ndim != 1 or missing:
-        raise EventFileError(f"{path}: not a Gen1 box array (fields {list(names)}, shape {raw.shape}; missing {missing})")
-    geometry = np.stack([boxes[k] for k in ("x", "y", "w", "h")], axis=1)
-    bad = ~np.isfinite(geometry).all(axis=1) | (boxes["w"] < 0) | (boxes["h"] < 0)
+            times = boxes["t"] if field != "t" else None
+            boxes[field] = _checked_column(path, raw[source], source, BOX_DTYPE[field], times)
+    for field in ("w", "h"):
+        negative = boxes[field] < 0
+        if negative.any():
+            i = int(np.argmax(negative))
+            raise EventFileError(f"{path}: field '{field}' of box {i} (t={boxes['t'][i]} µs) is {boxes[field][i]}, "
+                                 "a negative size")
+    return boxes[np.argsort(boxes["t"], kind="stable")]
+
+
+def _checked_column(path: Path, values: np.ndarray, name: str, target: np.dtype, times: np.ndarray | None) -> np.ndarray:
+    """``values`` cast to ``target`` after checking that every one fits it exactly (see :func:`read_boxes`)."""
+    if values.dtype.kind not in "iuf":
+        raise EventFileError(f"{path}: field '{name}' holds {values.dtype} values, not numbers")
+    if target.kind in "iu":
+        info = np.iinfo(target)
+        bad = (values < info.min) | (values > info.max)
+        rule = f"a whole number in {info.min} … {info.max}"
+        if values.dtype.kind == "f":
+            bad |= ~np.isfinite(values) | (np.floor(values) != values)
+    else:
+        with np.errstate(over="ignore"):  # a float64 too large for float32 becomes inf, refused below
+            bad = ~np.isfinite(values.astype(target))
+        rule = f"a finite {target} number"
     if bad.any():
         i = int(np.argmax(bad))
-        raise EventFileError(f"{path}: box {i} at t={boxes['t'][i]} µs is invalid (x, y, w, h = {geometry[i].tolist()})")
-    return boxes[np.argsort(boxes["t"], kind="stable")]
+        at = f" (t={times[i]} µs)" if times is not None else ""
+        raise EventFileError(f"{path}: field '{name}' of box {i}{at} is {values[i]}, not {rule}; "
+                             f"{int(bad.sum())} box(es) have such values")
+    return values.astype(target)
 
 
 def check_boxes_on_sensor(boxes: np.ndarray, height: int, width: int, path: str | Path) -> None:
@@ -78,7 +107,7 @@ def check_boxes_on_sensor(boxes: np.ndarray, height: int, width: int, path: str 
 
 
 def write_boxes(path: str | Path, boxes: np.ndarray, old_names: bool = False) -> Path:
-    """Write BOX_DTYPE rows as a ``_bbox.npy`` file (``old_names``: ``ts``/``confidence``), atomically."""
+    """Write BOX_DTYPE rows as a ``_bbox.npy`` file (``old_names``: ``ts``/``confidence``), atomically, mode from the umask."""
     path = Path(path)
     dtype = BOX_DTYPE
     if old_names:
@@ -86,15 +115,8 @@ def write_boxes(path: str | Path, boxes: np.ndarray, old_names: bool = False) ->
     out = np.empty(len(boxes), dtype=dtype)
     for new, old in zip(BOX_DTYPE.names, dtype.names):
         out[old] = boxes[new]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
-    os.close(fd)
-    try:
-        np.save(tmp, out, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as f:
+        np.save(f, out, allow_pickle=False)
     return path
 
 

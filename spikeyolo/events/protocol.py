@@ -1,19 +1,29 @@
-"""The official Prophesee evaluation protocol for automotive event data (Gen1 and 1 Mpx datasets).
+"""The official Prophesee evaluation of automotive event data, reproduced exactly on pycocotools.
 
-What the Prophesee toolbox's evaluation does (``box_filtering.filter_boxes`` and
-``coco_eval.evaluate_detection``), re-implemented on pycocotools:
+What the prophesee-automotive-dataset-toolbox does (``src/io/box_filtering.filter_boxes``, then
+``src/metrics/coco_eval.evaluate_detection``), done here the same way, one recording at a time:
 
-* ground truth and detections are both filtered: boxes at timestamps up to ``skip_us`` (0.5 s)
-  after the recording start are dropped (the detector has no history yet), and so are boxes whose
-  diagonal is below ``min_diag`` px or whose width or height is below ``min_side`` px (Gen1: 30 and
-  10; 1 Mpx: 60 and 20);
-* every label timestamp with at least one ground-truth box left is one COCO image; a timestamp whose
-  boxes were all filtered out is not scored at all (its detections count neither way);
-* COCO mAP50:95 (pycocotools, 101-point interpolation, at most 100 detections per image) in sensor
-  pixels, on the recording's own boxes (not clipped to the frame).
+1. Filter ground truth and detections alike: a box is kept when ``t > skip_us`` (strictly, µs from
+   the recording start), ``w² + h² ≥ min_diag²``, ``w ≥ min_side`` and ``h ≥ min_side``, computed in
+   float32, the dtype of the box files. The dtype decides boxes at the cut-off: a 21.213203 px square
+   has ``w² + h²`` = 900.0 exactly in float32 and is kept at diagonal 30; float64 gives 899.9999995.
+2. Every distinct ground-truth timestamp ``ts`` left is one COCO image. Its ground truth is the boxes
+   at ``ts``; its detections are all the recording's detections with ``ts − time_tol ≤ t ≤ ts + time_tol``
+   (50 ms), so with labels closer than 100 ms one detection counts in several images: a hit in one,
+   a false positive in the next. A timestamp whose boxes were all filtered out is not an image.
+3. COCO bbox evaluation with pycocotools' defaults (IoU 0.50:0.05:0.95, 101 recall points, 100
+   detections per image, the mean over the classes that have ground truth). Images are numbered
+   recording by recording and, within one, by time; detections keep their time order. pycocotools
+   breaks score ties by that order (a stable sort), so it is part of the protocol.
 
-SpikeYOLO's paper numbers instead come from ultralytics' mAP over all converted boxes of the
-letterboxed frames; :mod:`spikeyolo.engine.event_evaluation` reports both.
+Two settings of the filter are in use, both for Gen1 (304 × 240):
+
+* ``papers`` (default): skip 0.5 s, diagonal ≥ 30, side ≥ 10 px: the setting most Gen1 papers
+  report (the toolbox README's 0.5 s rule from Perot et al. 2020, with Gen1's 30 px diagonal).
+* ``toolbox``: skip 0.1 s, diagonal ≥ 30, side ≥ 20 px: what the toolbox's script
+  ``psee_evaluator.py --camera GEN1`` applies.
+
+Where the toolbox crashes (no detection left to score), this scores 0; with no ground truth left, NaN.
 """
 
 from __future__ import annotations
@@ -26,98 +36,110 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PropheseeProtocol", "GEN1_PROTOCOL", "ONE_MPX_PROTOCOL", "ScoredSample", "keep_boxes", "prophesee_map"]
+__all__ = ["PropheseeProtocol", "PAPERS_PROTOCOL", "TOOLBOX_PROTOCOL", "PROTOCOLS", "DETECTION_DTYPE", "keep_boxes",
+           "prophesee_map"]
+
+# The toolbox's box dtype (t i8, class_id u4) without track_id: what a detector writes for it.
+DETECTION_DTYPE = np.dtype([("t", "<i8"), ("x", "<f4"), ("y", "<f4"), ("w", "<f4"), ("h", "<f4"),
+                            ("class_id", "<u4"), ("class_confidence", "<f4")])
 
 
 @dataclass(frozen=True)
 class PropheseeProtocol:
-    """Filter settings: ``skip_us`` in µs from the recording start, ``min_diag`` and ``min_side`` in sensor pixels."""
+    """A named filter setting: ``skip_us`` and ``time_tol_us`` in µs, ``min_diag`` and ``min_side`` in sensor pixels."""
 
-    skip_us: int = 500_000
-    min_diag: float = 30.0
-    min_side: float = 10.0
-
-
-GEN1_PROTOCOL = PropheseeProtocol()
-ONE_MPX_PROTOCOL = PropheseeProtocol(min_diag=60.0, min_side=20.0)
+    name: str
+    skip_us: int
+    min_diag: float
+    min_side: float
+    time_tol_us: int = 50_000
 
 
-@dataclass
-class ScoredSample:
-    """One label timestamp of one recording; boxes as x0, y0, x1, y1 in sensor pixels.
+PAPERS_PROTOCOL = PropheseeProtocol("papers", skip_us=500_000, min_diag=30, min_side=10)
+TOOLBOX_PROTOCOL = PropheseeProtocol("toolbox", skip_us=100_000, min_diag=30, min_side=20)
+PROTOCOLS = {p.name: p for p in (PAPERS_PROTOCOL, TOOLBOX_PROTOCOL)}
 
-    Attributes:
-        ts_us: label timestamp, µs since the recording start.
-        gt_boxes, gt_cls: ground truth, ``[N, 4]`` float and ``[N]`` int class ids.
-        boxes, scores, cls: detections, ``[M, 4]`` float, ``[M]`` float confidences and ``[M]`` int class ids.
+
+def keep_boxes(boxes: np.ndarray, protocol: PropheseeProtocol = PAPERS_PROTOCOL) -> np.ndarray:
+    """Mask of the boxes the protocol scores, shape [N] bool.
+
+    Args:
+        boxes: structured array with fields ``t`` (µs), ``w`` and ``h`` (pixels), shape [N]; sizes are
+            taken as float32 (see the module docstring, step 1).
     """
-
-    ts_us: int
-    gt_boxes: np.ndarray
-    gt_cls: np.ndarray
-    boxes: np.ndarray
-    scores: np.ndarray
-    cls: np.ndarray
+    w, h = boxes["w"].astype(np.float32), boxes["h"].astype(np.float32)
+    return ((boxes["t"].astype(np.int64) > protocol.skip_us) & (w * w + h * h >= np.float32(protocol.min_diag**2))
+            & (w >= np.float32(protocol.min_side)) & (h >= np.float32(protocol.min_side)))
 
 
-def keep_boxes(boxes: np.ndarray, protocol: PropheseeProtocol = GEN1_PROTOCOL) -> np.ndarray:
-    """Mask of the boxes ``[N, 4]`` (x0, y0, x1, y1 pixels) large enough to be scored, shape [N] bool."""
-    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    return (w * w + h * h >= protocol.min_diag**2) & (w >= protocol.min_side) & (h >= protocol.min_side)
+def _sorted_kept(boxes: np.ndarray, protocol: PropheseeProtocol) -> np.ndarray:
+    kept = boxes[keep_boxes(boxes, protocol)]
+    return kept[np.argsort(kept["t"], kind="stable")]
 
 
-def _coco_box(box: np.ndarray) -> list[float]:
-    x0, y0, x1, y1 = (float(v) for v in box)
-    return [x0, y0, x1 - x0, y1 - y0]
+def _coco_box(row) -> list:
+    # float32 scalars, as the toolbox passes them: pycocotools computes detection areas from these
+    return [np.float32(row[k]) for k in ("x", "y", "w", "h")]
 
 
 def prophesee_map(
-    samples: Sequence[ScoredSample], names: dict[int, str], sensor: tuple[int, int],
-    protocol: PropheseeProtocol = GEN1_PROTOCOL,
+    ground_truth: Sequence[np.ndarray],
+    detections: Sequence[np.ndarray],
+    names: dict[int, str],
+    sensor: tuple[int, int] = (240, 304),
+    protocol: PropheseeProtocol = PAPERS_PROTOCOL,
 ) -> dict:
-    """COCO mAP of the detections against the ground truth under ``protocol``.
+    """COCO mAP of ``detections`` against ``ground_truth`` under ``protocol`` (see the module docstring).
 
     Args:
-        samples: the scored timestamps (see :class:`ScoredSample`).
-        names: class id → name.
+        ground_truth: one structured array per recording with fields ``t`` (µs), ``x``, ``y``, ``w``,
+            ``h`` (pixels, top-left corner and size) and ``class_id``: a ``_bbox.npy`` file's rows.
+        detections: one array per recording, in the same order, with those fields and ``class_confidence``
+            (the score), e.g. :data:`DETECTION_DTYPE`; ``t`` is the time the detection is for.
+        names: class id → name (COCO category ``id + 1``).
         sensor: (height, width) in pixels, the COCO image size.
 
     Returns:
         ``{"mAP50-95", "mAP50", "mAP75", "samples", "gt_boxes", "detections"}``: the COCO averages
-        (NaN when no ground-truth box survives the filter, 0 when there is no detection) and the
-        numbers of images, ground-truth boxes and detections that were scored.
+        (NaN when no ground-truth box survives the filter, 0 when no detection does), the number of
+        images (ground-truth timestamps) and ground-truth boxes scored, and the detections left after
+        the filter (each counted once, though it may be scored in several images).
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    images, annotations, detections = [], [], []
-    for s in samples:
-        if s.ts_us <= protocol.skip_us:
-            continue
-        gt = keep_boxes(s.gt_boxes, protocol)
-        if not gt.any():
-            continue
-        image_id = len(images) + 1
-        images.append({"id": image_id, "height": int(sensor[0]), "width": int(sensor[1])})
-        for box, c in zip(s.gt_boxes[gt], s.gt_cls[gt]):
-            coco = _coco_box(box)
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": int(c) + 1,
-                                "bbox": coco, "area": coco[2] * coco[3], "iscrowd": 0})
-        dt = keep_boxes(s.boxes, protocol)
-        for box, score, c in zip(s.boxes[dt], s.scores[dt], s.cls[dt]):
-            detections.append({"image_id": image_id, "category_id": int(c) + 1, "bbox": _coco_box(box),
-                               "score": float(score)})
-    counts = {"samples": len(images), "gt_boxes": len(annotations), "detections": len(detections)}
+    if len(ground_truth) != len(detections):
+        raise ValueError(f"{len(ground_truth)} ground-truth recordings but {len(detections)} detection recordings")
+    images, annotations, results, n_detections = [], [], [], 0
+    for gt, dt in zip(ground_truth, detections):
+        gt, dt = _sorted_kept(gt, protocol), _sorted_kept(dt, protocol)
+        n_detections += len(dt)
+        gt_t, dt_t = gt["t"].astype(np.int64), dt["t"].astype(np.int64)  # int64: the toolbox's t, and ts − tol may be < 0
+        stamps = np.unique(gt_t)
+        gt_cuts = zip(np.searchsorted(gt_t, stamps, "left"), np.searchsorted(gt_t, stamps, "right"))
+        dt_cuts = zip(np.searchsorted(dt_t, stamps - protocol.time_tol_us, "left"),
+                      np.searchsorted(dt_t, stamps + protocol.time_tol_us, "right"))
+        for (g0, g1), (d0, d1) in zip(gt_cuts, dt_cuts):
+            image_id = len(images) + 1
+            images.append({"id": image_id, "height": int(sensor[0]), "width": int(sensor[1])})
+            for row in gt[g0:g1]:
+                box = _coco_box(row)
+                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "bbox": box,
+                                    "category_id": int(row["class_id"]) + 1, "area": float(box[2] * box[3]),
+                                    "iscrowd": 0})
+            results += [{"image_id": image_id, "category_id": int(row["class_id"]) + 1, "bbox": _coco_box(row),
+                         "score": float(row["class_confidence"])} for row in dt[d0:d1]]
+    counts = {"samples": len(images), "gt_boxes": len(annotations), "detections": n_detections}
     if not annotations:
         return {"mAP50-95": math.nan, "mAP50": math.nan, "mAP75": math.nan, **counts}
-    if not detections:  # pycocotools cannot load an empty result list; nothing detected scores 0
+    if not results:  # pycocotools cannot load an empty result list (the toolbox crashes); nothing detected scores 0
         return {"mAP50-95": 0.0, "mAP50": 0.0, "mAP75": 0.0, **counts}
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress and summary table
         truth = COCO()
         truth.dataset = {"images": images, "annotations": annotations,
                          "categories": [{"id": int(k) + 1, "name": v} for k, v in names.items()]}
         truth.createIndex()
-        evaluation = COCOeval(truth, truth.loadRes(detections), "bbox")
+        evaluation = COCOeval(truth, truth.loadRes(results), "bbox")
         evaluation.params.imgIds = [im["id"] for im in images]
         evaluation.evaluate()
         evaluation.accumulate()

@@ -2,12 +2,17 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from spikeyolo.events.convert import convert_dataset
 from spikeyolo.events.synthetic import SyntheticSettings, generate_recordings
 
 TINY = SyntheticSettings(duration_us=1_500_000, label_hz=4.0, objects=4, step_us=4_000)
+# The toolbox's own box dtype (src/io/box_loading.py): t is i8 and class_id u4, so a file can hold -1 and 300,
+# which the Gen1 files' u8 and u1 (BOX_DTYPE) would wrap into 2**64 - 1 and 44.
+TOOLBOX_DTYPE = np.dtype([("t", "<i8"), ("x", "<f4"), ("y", "<f4"), ("w", "<f4"), ("h", "<f4"), ("class_id", "<u4"),
+                          ("track_id", "<u4"), ("class_confidence", "<f4")])
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,7 @@
 """Gen1 .dat and _bbox.npy I/O against files written byte by byte from the format description."""
 
+import os
+import stat
 import struct
 
 import numpy as np
@@ -8,6 +10,8 @@ import pytest
 from spikeyolo.events.dat import EVENT_DTYPE, DatFile, write_dat
 from spikeyolo.events.errors import EventFileError
 from spikeyolo.events.labels import BOX_DTYPE, check_boxes_on_sensor, read_boxes, write_boxes, yolo_rows
+
+from .conftest import TOOLBOX_DTYPE
 
 EVENTS = [(0, 0, 0, 0), (5, 303, 239, 1), (5, 17, 200, 1), (1000, 100, 1, 0), (2**32 - 1, 16383 % 304, 7, 1)]
 
@@ -109,10 +113,19 @@ def test_bad_box_files_name_the_file(tmp_path):
     with pytest.raises(EventFileError, match="junk_bbox.npy: not a readable .npy"):
         read_boxes(tmp_path / "junk_bbox.npy")
     np.save(tmp_path / "plain_bbox.npy", np.zeros((3, 4)))
-    with pytest.raises(EventFileError, match=r"plain_bbox.npy: not a Gen1 box array .*missing \['t/ts'"):
+    with pytest.raises(EventFileError, match=r"plain_bbox.npy: not a Gen1 box array: a plain float64 array of shape \(3, 4\)"):
         read_boxes(tmp_path / "plain_bbox.npy")
+    # a 2-D structured array once failed inside NumPy ("could not broadcast"), naming no file
+    np.save(tmp_path / "grid_bbox.npy", np.zeros((2, 3), dtype=BOX_DTYPE))
+    with pytest.raises(EventFileError, match=r"grid_bbox.npy: not a Gen1 box array: a structured array of shape "
+                                             r"\(2, 3\); a box file holds one row per box \(a 1-D structured array\)"):
+        read_boxes(tmp_path / "grid_bbox.npy")
+    np.save(tmp_path / "fields_bbox.npy", np.zeros(2, dtype=[("x", "f4"), ("y", "f4")]))
+    with pytest.raises(EventFileError, match=r"fields_bbox.npy: not a Gen1 box array: missing field\(s\) \['t/ts', 'w', 'h', "
+                                             r"'class_id', 'track_id'\] \(fields \['x', 'y'\]\)"):
+        read_boxes(tmp_path / "fields_bbox.npy")
     write_boxes(tmp_path / "neg_bbox.npy", _boxes([(1, 0, 0, -5, 4, 0, 1, 0)]))
-    with pytest.raises(EventFileError, match=r"neg_bbox.npy: box 0 at t=1 µs is invalid"):
+    with pytest.raises(EventFileError, match=r"neg_bbox.npy: field 'w' of box 0 \(t=1 µs\) is -5.0, a negative size"):
         read_boxes(tmp_path / "neg_bbox.npy")
     with pytest.raises(EventFileError, match="none_bbox.npy: label file not found"):
         read_boxes(tmp_path / "none_bbox.npy")
@@ -120,6 +133,55 @@ def test_bad_box_files_name_the_file(tmp_path):
     with pytest.raises(EventFileError, match=r"f_bbox.npy: 2 box\(es\) lie entirely outside the 304×240 sensor, the first at t=2"):
         check_boxes_on_sensor(outside, 240, 304, "f_bbox.npy")
     check_boxes_on_sensor(outside[:1], 240, 304, "f_bbox.npy")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("t", -1, r"field 't' of box 1 is -1, not a whole number in 0 … 18446744073709551615; 1 box\(es\) have such values"),
+    ("class_id", 300, r"field 'class_id' of box 1 \(t=2000 µs\) is 300, not a whole number in 0 … 255"),
+    ("x", np.inf, r"field 'x' of box 1 \(t=2000 µs\) is inf, not a finite float32 number"),
+])
+def test_out_of_range_box_values_are_refused_not_wrapped(tmp_path, field, value, message):
+    rows = np.array([(1000, 10, 10, 40, 40, 0, 1, 1.0), (2000, 20, 20, 40, 40, 1, 2, 1.0)], dtype=TOOLBOX_DTYPE)
+    rows[field][1] = value
+    np.save(tmp_path / "wrap_bbox.npy", rows)
+    with pytest.raises(EventFileError, match=message) as info:
+        read_boxes(tmp_path / "wrap_bbox.npy")
+    assert str(tmp_path / "wrap_bbox.npy") in str(info.value)
+    rows[field][1] = {"t": 2000, "class_id": 1, "x": 20}[field]
+    np.save(tmp_path / "fine_bbox.npy", rows)
+    assert read_boxes(tmp_path / "fine_bbox.npy")["class_id"].tolist() == [0, 1]  # the same file, in range, reads
+
+
+def test_box_values_of_other_types(tmp_path):
+    floats = np.array([(1000.0, 1, 2, 3, 4, 0.0, 1.0, 7.0)], dtype=[(n, "f8") for n in TOOLBOX_DTYPE.names])
+    np.save(tmp_path / "f_bbox.npy", floats)
+    back = read_boxes(tmp_path / "f_bbox.npy")  # whole numbers stored as floats are exact: accepted
+    assert back["t"].tolist() == [1000] and back["track_id"].tolist() == [1]
+    floats["t"] = 1000.5
+    np.save(tmp_path / "half_bbox.npy", floats)
+    with pytest.raises(EventFileError, match=r"half_bbox.npy: field 't' of box 0 is 1000.5, not a whole number"):
+        read_boxes(tmp_path / "half_bbox.npy")
+    floats["t"], floats["w"] = 1000, 1e39  # too large for the float32 of the box files
+    np.save(tmp_path / "huge_bbox.npy", floats)
+    with pytest.raises(EventFileError, match=r"huge_bbox.npy: field 'w' of box 0 \(t=1000 µs\) is 1e\+39, not a finite float32"):
+        read_boxes(tmp_path / "huge_bbox.npy")
+    text = np.array([("a", 1, 2, 3, 4, 0, 1)], dtype=[("t", "U3"), *[(n, "f4") for n in "xywh"], ("class_id", "u1"),
+                                                       ("track_id", "u4")])
+    np.save(tmp_path / "text_bbox.npy", text)
+    with pytest.raises(EventFileError, match=r"text_bbox.npy: field 't' holds <U3 values, not numbers"):
+        read_boxes(tmp_path / "text_bbox.npy")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_written_files_follow_the_umask(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        dat = write_dat(tmp_path / "u_td.dat", np.array(EVENTS[:2], dtype=EVENT_DTYPE))
+        box = write_boxes(tmp_path / "u_bbox.npy", _boxes([(1, 0, 0, 5, 4, 0, 1, 0)]))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(dat.stat().st_mode) == mode and stat.S_IMODE(box.stat().st_mode) == mode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["u_bbox.npy", "u_td.dat"]  # no scratch file left
 
 
 def test_yolo_rows_reference_rule():

@@ -13,7 +13,6 @@ from spikeyolo.commands.cli import main as cli
 from spikeyolo.engine.event_evaluation import evaluate
 from spikeyolo.events.labels import read_boxes
 from spikeyolo.engine.event_predictor import predict_recording
-from spikeyolo.events.protocol import GEN1_PROTOCOL, keep_boxes
 from spikeyolo.engine.event_validator import EventValidator
 from spikeyolo.nn.time_expansion import MS_GetT
 
@@ -47,34 +46,49 @@ def test_training_feeds_time_stacks_under_the_gen1_recipe(trained):
     assert model.trainer.model.model[0].T == 2 and isinstance(model.trainer.model.model[0], MS_GetT)
 
 
+def _scored_by_hand(box_files, skip_us: int, min_side: int) -> tuple[int, int]:
+    """(label timestamps, boxes) the official evaluation scores: t after the skip, diagonal >= 30 and both
+    sides >= min_side, in the box files' float32."""
+    timestamps, boxes = 0, 0
+    for box_file in box_files:
+        raw = read_boxes(box_file)
+        w, h = raw["w"].astype(np.float32), raw["h"].astype(np.float32)
+        kept = (raw["t"] > skip_us) & (w * w + h * h >= np.float32(900)) & (w >= min_side) & (h >= min_side)
+        timestamps, boxes = timestamps + len(np.unique(raw["t"][kept])), boxes + int(kept.sum())
+    return timestamps, boxes
+
+
 def test_evaluate_command_reports_both_protocols(trained, gen1_data, session_dir, capsys):
     model, _ = trained
     best = model.trainer.best
-    code = cli(["events", "evaluate", f"model={best}", f"data={gen1_data}", "imgsz=64", "batch=8", "workers=0",
-                        f"project={session_dir / 'events-runs'}", "name=eval", "exist_ok=True", "plots=False"])
+    run = [f"model={best}", f"data={gen1_data}", "imgsz=64", "batch=8", "workers=0", f"project={session_dir / 'events-runs'}",
+           "exist_ok=True", "plots=False"]
+    code = cli(["events", "evaluate", *run, "name=eval"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "SpikeYOLO (ultralytics, letterboxed, all boxes)" in out and "Prophesee (COCO, sensor frame, filtered)" in out
+    assert "SpikeYOLO (ultralytics, letterboxed, all boxes)" in out and "Prophesee (COCO, official toolbox, papers preset)" in out
     result = json.loads((session_dir / "events-runs" / "eval" / "protocols.json").read_text())
     data = yaml.safe_load(gen1_data.read_text())
     labels = sorted((gen1_data.parent / "labels" / "test").glob("*.txt"))
     assert result["spikeyolo"]["samples"] == len(labels)
     assert result["spikeyolo"]["gt_boxes"] == sum(len(np.loadtxt(f, ndmin=2)) for f in labels)
-    # the Prophesee protocol scores the recordings' own boxes after 0.5 s that pass the size rule
-    scored, boxes = 0, 0
-    for box_file in sorted((gen1_data.parent / "boxes" / "test").glob("*_bbox.npy")):
-        raw = read_boxes(box_file)
-        for ts in np.unique(raw["t"]):
-            at = raw[raw["t"] == ts]
-            xyxy = np.stack([at["x"], at["y"], at["x"] + at["w"], at["y"] + at["h"]], axis=1)
-            kept = int(keep_boxes(xyxy, GEN1_PROTOCOL).sum()) if ts > 500_000 else 0
-            scored, boxes = scored + (kept > 0), boxes + kept
-    assert (result["prophesee"]["samples"], result["prophesee"]["gt_boxes"]) == (scored, boxes)
-    assert 0 < scored < len(labels)
-    assert result["prophesee"]["protocol"] == {"skip_us": 500_000, "min_diag": 30.0, "min_side": 10.0}
+    # the Prophesee protocol scores every box of the recordings after the filters, one image per label timestamp
+    box_files = sorted((gen1_data.parent / "boxes" / "test").glob("*_bbox.npy"))
+    scored = _scored_by_hand(box_files, 500_000, 10)
+    assert (result["prophesee"]["samples"], result["prophesee"]["gt_boxes"]) == scored
+    assert 0 < scored[0] < len(labels)
+    assert result["prophesee"]["protocol"] == {"name": "papers", "skip_us": 500_000, "min_diag": 30, "min_side": 10,
+                                               "time_tol_us": 50_000}
     for r in result.values():
         assert 0.0 <= r["mAP50-95"] <= r["mAP50"] <= 1.0
     assert data["events"]["T"] == 2
+    assert cli(["events", "evaluate", *run, "name=eval-toolbox", "protocol=toolbox"]) == 0
+    assert "Prophesee (COCO, official toolbox, toolbox preset)" in capsys.readouterr().out
+    toolbox = json.loads((session_dir / "events-runs" / "eval-toolbox" / "protocols.json").read_text())["prophesee"]
+    assert (toolbox["samples"], toolbox["gt_boxes"]) == _scored_by_hand(box_files, 100_000, 20)
+    assert toolbox["protocol"]["name"] == "toolbox"
+    assert cli(["events", "evaluate", *run, "protocol=gen1"]) == 2
+    assert "protocol=gen1 is not one of ['papers', 'toolbox']" in capsys.readouterr().err
 
 
 def test_val_routes_event_data_and_matches_the_evaluation(trained, gen1_data, session_dir):
