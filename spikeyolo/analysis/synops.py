@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..nn.fuse import densify_spiking_modules, fuse_spiking_modules, is_fused
+from ..nn.fuse import to_dense_form
 from ..nn.neuron import ILIF
 from ..nn.synapses import first_convolutions, synapses
 
@@ -108,10 +108,7 @@ def synapse_geometry(model: nn.Module, imgsz: int, frames: int | None = None) ->
     x = _blank_input(model, imgsz, frames)
 
     dense = deepcopy(model).eval()
-    if is_fused(dense):
-        densify_spiking_modules(dense)
-    else:
-        fuse_spiking_modules(dense, dense=True)
+    to_dense_form(dense)
     shapes: dict[str, tuple[nn.Conv2d, torch.Size, torch.Size]] = {}
     convs = [(s.neuron, getattr(s.owner, s.conv_attr), s.conv) for s in synapses(dense)]
     convs += [("first_layer", conv, path) for path, conv in first_convolutions(dense)]

@@ -44,7 +44,7 @@ CHECKPOINT_CLASSES = (
 # that a plain torch.load(weights_only=True) reads our checkpoints after `import spikeyolo`.
 LAYER_CLASSES = (
     torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.Sequential, torch.nn.ModuleList, torch.nn.MaxPool2d,
-    torch.nn.Upsample, Concat, DFL,
+    torch.nn.Upsample, torch.nn.Identity, Concat, DFL,  # Identity: where fusion removed a BatchNorm
 )
 torch.serialization.add_safe_globals(list(CHECKPOINT_CLASSES + LAYER_CLASSES))
 

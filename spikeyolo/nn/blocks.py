@@ -9,10 +9,11 @@ from .conv import MS_StandardConv
 from .neuron import ILIF
 from .reparam import RepConv
 from .sepconv import SepConv
+from .spiking_block import SpikingBlock
 from .temporal import over_time
 
 
-class MS_ConvBlock(nn.Module):  # noqa: N801 - YAML module name of the reference
+class MS_ConvBlock(SpikingBlock):  # noqa: N801 - YAML module name of the reference
     """SNN-Block-2: ``x += SepConv(x)``, then ``x += BN(RepConv(N(BN(RepConv(N(x))))))``.
 
     Args:
@@ -21,6 +22,11 @@ class MS_ConvBlock(nn.Module):  # noqa: N801 - YAML module name of the reference
         sep_kernel_size: depthwise kernel of the SepConv.
         full: kept for the reference signature (unused there too).
     """
+
+    synapses = (("lif1", "conv1"), ("lif2", "conv2"))
+    fusions = (("conv1", "bn1"), ("conv2", "bn2"))
+    residual_norms = ("Conv.bn3", "bn2")
+    residual_additions = 2
 
     def __init__(self, input_dim: int, mlp_ratio: float = 4.0, sep_kernel_size: int = 7, full: bool = False):
         super().__init__()
@@ -40,7 +46,7 @@ class MS_ConvBlock(nn.Module):  # noqa: N801 - YAML module name of the reference
         return x + y
 
 
-class MS_AllConvBlock(nn.Module):  # noqa: N801 - YAML module name of the reference
+class MS_AllConvBlock(SpikingBlock):  # noqa: N801 - YAML module name of the reference
     """SNN-Block-1: ``x += SepConv(x)``, then ``x += StdConv3×3(StdConv3×3(x))``.
 
     Args:
@@ -49,6 +55,9 @@ class MS_AllConvBlock(nn.Module):  # noqa: N801 - YAML module name of the refere
         sep_kernel_size: depthwise kernel of the SepConv.
         group: kept for the reference signature (unused there too).
     """
+
+    residual_norms = ("Conv.bn3", "conv2.bn")  # its neurons and norms belong to its SepConv and MS_StandardConvs
+    residual_additions = 2
 
     def __init__(self, input_dim: int, mlp_ratio: float = 4.0, sep_kernel_size: int = 7, group: bool = False):
         super().__init__()

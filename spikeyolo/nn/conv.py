@@ -7,10 +7,11 @@ from torch import nn
 from ultralytics.nn.modules.conv import autopad
 
 from .neuron import ILIF
+from .spiking_block import SpikingBlock
 from .temporal import over_time
 
 
-class MS_StandardConv(nn.Module):  # noqa: N801 - YAML module name of the reference
+class MS_StandardConv(SpikingBlock):  # noqa: N801 - YAML module name of the reference
     """I-LIF → conv (bias-free) → BN.
 
     Args:
@@ -19,6 +20,9 @@ class MS_StandardConv(nn.Module):  # noqa: N801 - YAML module name of the refere
 
     ``[T, B, c1, H, W]`` → ``[T, B, c2, ⌈H/s⌉, ⌈W/s⌉]``.
     """
+
+    synapses = (("lif", "conv"),)
+    fusions = (("conv", "bn"),)
 
     def __init__(self, c1: int, c2: int, k: int = 1, s: int = 1, p: int | None = None, g: int = 1, d: int = 1):
         super().__init__()
@@ -39,11 +43,13 @@ class SpikeConv(MS_StandardConv):
         super().__init__(c1, c2, k, s, p, g, d)
 
 
-class SpikeConvWithoutBN(nn.Module):
+class SpikeConvWithoutBN(SpikingBlock):
     """I-LIF → conv with bias; the final 1×1 of each detection branch.
 
     ``[T, B, c1, H, W]`` → ``[T, B, c2, ⌈H/s⌉, ⌈W/s⌉]``.
     """
+
+    synapses = (("lif", "conv"),)
 
     def __init__(
         self, c1: int, c2: int, k: int = 1, s: int = 1, p: int | None = None, g: int = 1, d: int = 1, act: bool = True
@@ -56,7 +62,7 @@ class SpikeConvWithoutBN(nn.Module):
         return over_time(self.conv, self.lif(x))
 
 
-class MS_DownSampling(nn.Module):  # noqa: N801 - YAML module name of the reference
+class MS_DownSampling(SpikingBlock):  # noqa: N801 - YAML module name of the reference
     """[I-LIF →] strided conv (with bias) → BN.
 
     Args:
@@ -66,6 +72,9 @@ class MS_DownSampling(nn.Module):  # noqa: N801 - YAML module name of the refere
 
     ``[T, B, C, H, W]`` → ``[T, B, embed_dims, ⌊(H + 2p − k)/s⌋ + 1, …]``.
     """
+
+    synapses = (("encode_lif", "encode_conv"),)  # the stem lacks the neuron: its conv reads pixels
+    fusions = (("encode_conv", "encode_bn"),)
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ from ultralytics.nn.modules.head import Detect
 from ultralytics.utils.tal import make_anchors
 
 from .conv import SpikeConv, SpikeConvWithoutBN
+from .spiking_block import Operation, OperationCounter
 from .temporal import channels_last_grad
 
 
@@ -35,6 +36,7 @@ class SpikeDetect(Detect):
         self.reg_max = 16
         self.no = nc + self.reg_max * 4
         self.stride = torch.zeros(self.nl)
+        self.level_strides: tuple[int, ...] = ()  # the strides as Python ints, set by SpikeDetectionModel
         c2, c3 = max((16, ch[0] // 4, self.reg_max * 4)), max(ch[0], min(self.nc, 100))
         self.cv2 = nn.ModuleList(
             nn.Sequential(SpikeConv(x, c2, 3), SpikeConv(c2, c2, 3), SpikeConvWithoutBN(c2, 4 * self.reg_max, 1))
@@ -78,11 +80,11 @@ class SpikeDetect(Detect):
         ultralytics passes the ``stride`` tensor, whose values ``make_anchors`` reads one by one:
         under ``torch.compile`` that breaks the graph at every new input shape (each validation
         batch size) and drops the whole forward to eager. ``level_strides`` is set by
-        :class:`~spikeyolo.nn.SpikeDetectionModel`; heads pickled before it use the tensor.
+        :class:`~spikeyolo.nn.SpikeDetectionModel`; a head used on its own keeps it empty and uses the tensor.
         """
-        level_strides, shape = getattr(self, "level_strides", None), x["feats"][0].shape
-        if level_strides and (self.dynamic or self.shape != shape):
-            self.anchors, self.strides = (a.transpose(0, 1) for a in make_anchors(x["feats"], level_strides, 0.5))
+        shape = x["feats"][0].shape
+        if self.level_strides and (self.dynamic or self.shape != shape):
+            self.anchors, self.strides = (a.transpose(0, 1) for a in make_anchors(x["feats"], self.level_strides, 0.5))
             self.shape = shape
         return super()._get_decode_boxes(x)
 
@@ -91,3 +93,17 @@ class SpikeDetect(Detect):
         for a, b, s in zip(self.cv2, self.cv3, self.stride):
             a[-1].conv.bias.data[:] = 1.0
             b[-1].conv.bias.data[: self.nc] = math.log(5 / self.nc / (640 / s) ** 2)
+
+    def audit_operations(self) -> list[tuple[nn.Module, OperationCounter]]:
+        """Real-valued work after the spiking branches (the spike-driven audit reads it).
+
+        Per forward: the mean over T adds every branch output ``[T, B, no, H_i, W_i]`` once; DFL
+        decoding runs a softmax and an expectation over ``reg_max`` bins for 4 sides per anchor.
+        """
+        def count(inputs: tuple, output: tuple) -> list[Operation]:
+            t_steps = inputs[0][0].shape[0]
+            maps = sum(f.numel() for f in output[1]["feats"])
+            dfl = output[0].shape[0] * 4 * self.reg_max * output[0].shape[-1]
+            return [Operation("mean over T of the branch outputs", "add", maps * t_steps),
+                    Operation("DFL softmax", "exp", dfl), Operation("DFL expectation", "MAC", dfl)]
+        return [(self, count)]

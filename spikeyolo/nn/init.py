@@ -10,8 +10,9 @@ bias 0), as in the reference code.
   ``FIRING_BN_BIAS`` (0.5), so that in training mode the potential ``~N(0.5, 1)`` is centred on
   the first rounding threshold: half the outputs fire (reference: 31 %) and 69 % of the potentials
   lie inside the straight-through window [0, D] (reference: 50 %);
-* the last BatchNorm of every residual branch (``SepConv.bn3``, ``MS_ConvBlock.bn2``,
-  ``MS_AllConvBlock.conv2.bn``) gets weight 0, so each block starts as the identity. The
+* the last BatchNorm of every residual branch (each block declares them,
+  :attr:`SpikingBlock.residual_norms`: ``Conv.bn3`` and ``bn2`` of ``MS_ConvBlock``, ``Conv.bn3``
+  and ``conv2.bn`` of ``MS_AllConvBlock``) gets weight 0, so each block starts as the identity. The
   gradient then reaches the early layers through the skip connections instead of through a
   chain of spiking branches, which at the reference init amplifies it about 16-fold from the
   head to the stem.
@@ -24,9 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import MS_AllConvBlock, MS_ConvBlock
 from .neuron import ILIF
-from .sepconv import SepConv
+from .spiking_block import SpikingBlock
 
 __all__ = [
     "DEFAULT_INIT", "FIRING_BN_BIAS", "INIT_SCHEMES", "apply_init", "neuron_input_norms", "residual_branch_norms",
@@ -81,16 +81,8 @@ def neuron_input_norms(model: nn.Module, imgsz: int = 64) -> list[nn.BatchNorm2d
 
 
 def residual_branch_norms(model: nn.Module) -> list[nn.BatchNorm2d]:
-    """The last BatchNorm of every residual branch ``x + branch(x)`` of the SpikeYOLO blocks."""
-    norms = []
-    for m in model.modules():
-        if isinstance(m, SepConv):
-            norms.append(m.bn3)
-        elif isinstance(m, MS_ConvBlock):
-            norms.append(m.bn2)
-        elif isinstance(m, MS_AllConvBlock):
-            norms.append(m.conv2.bn)
-    return norms
+    """The last BatchNorm of every residual branch ``x + branch(x)`` of the SpikeYOLO blocks, as they declare."""
+    return [bn for m in model.modules() if isinstance(m, SpikingBlock) for bn in m.residual_branch_norms()]
 
 
 def apply_init(model: nn.Module, scheme: str) -> None:

@@ -9,9 +9,11 @@ import torch
 from spikingjelly.activation_based import base
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import LOGGER
+from ultralytics.utils.loss import v8DetectionLoss
 from ultralytics.utils.torch_utils import initialize_weights, intersect_dicts
 
 from ..cfg import load_model_yaml
+from .criterion import ReferenceDetectionLoss, criterion_name
 from .fuse import fuse_spiking_modules, is_fused
 from .head import SpikeDetect
 from .init import DEFAULT_INIT, apply_init
@@ -37,6 +39,10 @@ class SpikeDetectionModel(DetectionModel):
             and the raw maps the loss reads stay fp32. An attribute: change it any time.
 
     Input ``[B, ch, H, W]`` images (or ``[B, T, ch, H, W]`` event frames); H and W multiples of 32.
+    The YAML key ``criterion`` picks the training loss (see :meth:`init_criterion`).
+
+    Raises:
+        ValueError: ``criterion`` is not one of :data:`~spikeyolo.nn.criterion.CRITERIA`.
     """
 
     def __init__(
@@ -52,6 +58,7 @@ class SpikeDetectionModel(DetectionModel):
         self.precision = check_precision(precision)
         self.yaml = load_model_yaml(cfg)
         self.yaml["channels"] = ch
+        criterion_name(self.yaml)  # a bad value fails now, not at the first loss call
         if nc and nc != self.yaml["nc"]:
             LOGGER.info(f"Overriding model.yaml nc={self.yaml['nc']} with nc={nc}")
             self.yaml["nc"] = nc
@@ -93,8 +100,7 @@ class SpikeDetectionModel(DetectionModel):
         self._check_input_size(x)
         neurons = self.reset_neurons()
         try:
-            # getattr: checkpoints pickled before the precision option lack the attribute
-            with autocast_for(getattr(self, "precision", "fp32"), x.device.type), counts_saved_as_bytes():
+            with autocast_for(self.precision, x.device.type), counts_saved_as_bytes():
                 return super()._predict_once(x, profile, embed)
         finally:
             for m in neurons:
@@ -102,8 +108,8 @@ class SpikeDetectionModel(DetectionModel):
 
     def _check_input_size(self, x: torch.Tensor) -> None:
         # Python ints, not self.stride: reading a tensor's value would break a torch.compile graph;
-        # heads pickled before level_strides existed are P3-P5 heads, largest stride 32
-        stride = max(getattr(self.model[-1], "level_strides", (32,)))
+        # empty only during __init__'s stride probe, whose input size fits any stride
+        stride = max(self.model[-1].level_strides, default=1)
         if x.shape[-1] % stride or x.shape[-2] % stride:
             raise ValueError(
                 f"input size {tuple(x.shape[-2:])} is not a multiple of the model stride {stride}; "
@@ -144,12 +150,26 @@ class SpikeDetectionModel(DetectionModel):
             LOGGER.info(f"Transferred {len(csd)}/{len(self.state_dict())} items from pretrained weights")
 
     def reset_neurons(self) -> list[base.MemoryModule]:
-        """Reset every spikingjelly memory module; returns them.
+        """Reset every spikingjelly memory module of the model; returns them.
 
-        Same effect as ``functional.reset_net`` but without its module-list cache, which goes stale
-        when layers are swapped after the first forward (``load`` rebuilding a head branch, fusion).
+        Not ``functional.reset_net``: it caches each network's neurons in a process-wide weak-key
+        dict that ``torch.compile`` guards on, and once another model of the process is freed the
+        compiled training step fails in that guard (``StopIteration``; seen in
+        tests/nn/test_compile.py after the other nn tests). The walk costs 0.33 ms more per forward
+        (bench/spikingjelly_parity.py: 385 against 51 µs for two resets of SpikeYOLO-n).
         """
         memories = [m for m in self.modules() if isinstance(m, base.MemoryModule)]
         for m in memories:
             m.reset()
         return memories
+
+    def init_criterion(self) -> v8DetectionLoss:
+        """The training loss the YAML's ``criterion`` key names (:mod:`spikeyolo.nn.criterion`).
+
+        ``"ultralytics"`` (or no key) is whatever ultralytics' ``DetectionModel`` builds, so the
+        default follows the installed ultralytics; ``"reference"`` is the 8.0.197 assignment the
+        reference code trained with. ultralytics calls this lazily, at the first ``loss()``.
+        """
+        if criterion_name(self.yaml) == "reference":
+            return ReferenceDetectionLoss(self)
+        return super().init_criterion()

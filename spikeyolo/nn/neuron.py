@@ -71,6 +71,14 @@ class ILIF(base.MemoryModule):
     the module safe to deep-copy (no tensor attached to an autograd graph survives a forward).
     Counts that carry a gradient are marked (:mod:`.saved_counts`) so that the detection model
     keeps them as bytes for backward.
+
+    Kept instead of spikingjelly's ``neuron.ILIFNode`` (same counts and input gradients, bit for bit:
+    tests/nn/test_neuron.py); figures from ``python bench/spikingjelly_parity.py``, ``[4, 8, 64, 40, 40]``:
+
+    - CPU speed: forward+backward 15.3 vs 53.4 ms (3.4x), no-grad forward 4.5 vs 17.0 ms (3.8x).
+    - Memory: backward keeps a 1-byte window mask, 3.1 vs 37.5 MiB (ILIFNode: three floats per element).
+    - ONNX: inference traces to ``Clip``/``Round``; ILIFNode's custom op ``sj_ilif::forward`` cannot export.
+    - Deep copy: with ``carry_state = False`` no graph-attached ``v`` remains; ILIFNode's makes deepcopy raise.
     """
 
     def __init__(self, max_count: int = 4, decay: float = 0.25, input_scale: float = 1.0, step_mode: str = "m"):
@@ -115,7 +123,7 @@ class ILIF(base.MemoryModule):
 
     def _final_state(self, u: torch.Tensor, s: torch.Tensor) -> torch.Tensor | float:
         """The membrane ``v`` kept after the last step: soft reset by the count, or rest (0)."""
-        return u - s.detach() if getattr(self, "carry_state", True) else 0.0  # older pickles lack it
+        return u - s.detach() if self.carry_state else 0.0
 
     def multi_step_functional_forward(self, inputs, states, **kwargs):
         """All steps: ``x [T, N, ...]`` → ``(counts [T, N, ...],), (v_T,)``."""

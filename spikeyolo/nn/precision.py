@@ -51,7 +51,7 @@ def autocast_for(precision: str, device_type: str) -> contextlib.AbstractContext
 @contextlib.contextmanager
 def model_precision(model: torch.nn.Module, precision: object):
     """Run ``model`` (a ``SpikeDetectionModel``) at ``precision`` inside the block, restoring it after."""
-    previous = getattr(model, "precision", "fp32")
+    previous = model.precision
     model.precision = check_precision(precision)
     try:
         yield model

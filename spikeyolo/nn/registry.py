@@ -70,3 +70,18 @@ MODULES: dict[str, ModuleSpec] = {
     "Concat": ModuleSpec(ChannelConcat, None),
     "nn.Upsample": ModuleSpec(FrameUpsample, _parameter_free),
 }
+
+
+def register_module(name: str, cls: type[nn.Module], rule: Rule) -> None:
+    """Make ``cls`` buildable from model YAMLs as ``name``, its output channels given by ``rule``.
+
+    A new block subclasses :class:`~spikeyolo.nn.spiking_block.SpikingBlock` (fusion, synapses,
+    init and audit then follow from its declarations) and registers here from its own file.
+
+    Raises:
+        ValueError: ``name`` already names another class.
+    """
+    known = MODULES.get(name)
+    if known is not None and known.cls is not cls:
+        raise ValueError(f"module name {name!r} is taken by {known.cls.__module__}.{known.cls.__qualname__}")
+    MODULES[name] = ModuleSpec(cls, rule)

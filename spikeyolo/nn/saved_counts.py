@@ -3,6 +3,9 @@
 Every convolution fed by an I-LIF saves its input, the neuron's counts, for its weight gradient.
 Those counts are integers 0..D, so they are kept as ``uint8`` (1 byte per element instead of 4)
 and turned back into the exact same floats when backward needs them; nothing else changes.
+The conversion is spikingjelly's ``memopt.Uint8SpikeCompressor``; spikingjelly applies its
+compressors only to the input of a recomputed ``memopt.checkpoint`` segment, so choosing which
+saved tensors are counts (a mark on the neuron's output) is done here.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import contextlib
 
 import torch
+from spikingjelly.activation_based.memopt import Uint8SpikeCompressor
 
+_COMPRESSOR = Uint8SpikeCompressor()
 _MARK = "_spikeyolo_counts"  # attribute on a neuron's output tensor
 
 
@@ -24,15 +29,12 @@ def mark_counts(counts: torch.Tensor, max_count: int) -> torch.Tensor:
 def _pack(t: torch.Tensor):
     root = t if t._base is None else t._base  # convolutions save views ([T·B, C, H, W]) of the output
     if getattr(root, _MARK, False) and t.dtype in (torch.float32, torch.float64):
-        return t.to(torch.uint8), t.dtype  # keeps the strides (channels-last) of a dense tensor
+        return _COMPRESSOR.compress(t)  # (uint8 with the strides of t, e.g. channels-last; dtype; shape)
     return t
 
 
 def _unpack(packed):
-    if isinstance(packed, tuple):
-        counts, dtype = packed
-        return counts.to(dtype)
-    return packed
+    return _COMPRESSOR.decompress(packed) if isinstance(packed, tuple) else packed
 
 
 def counts_saved_as_bytes() -> contextlib.AbstractContextManager:

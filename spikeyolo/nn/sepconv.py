@@ -7,10 +7,11 @@ from torch import nn
 
 from .neuron import ILIF
 from .reparam import SepRepConv
+from .spiking_block import SpikingBlock
 from .temporal import over_time
 
 
-class SepConv(nn.Module):
+class SepConv(SpikingBlock):
     """I-LIF → 1×1 expand → BN → I-LIF → depthwise k×k → BN → I-LIF → SepRepConv → BN.
 
     Args:
@@ -21,6 +22,9 @@ class SepConv(nn.Module):
     ``[T, B, C, H, W]`` → ``[T, B, C, H, W]``. ``act2_layer``, ``bias`` and ``padding`` exist for
     the reference signature; the padding is always ``(k − 1)/2``.
     """
+
+    synapses = (("lif1", "pwconv1"), ("lif2", "dwconv2"), ("lif3", "pwconv3"))
+    fusions = (("pwconv1", "bn1"), ("dwconv2", "bn2"), ("pwconv3", "bn3"))
 
     def __init__(
         self,

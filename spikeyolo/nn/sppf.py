@@ -6,10 +6,11 @@ import torch
 from torch import nn
 
 from .conv import SpikeConv
+from .spiking_block import Operation, OperationCounter, SpikingBlock
 from .temporal import cat_channels, over_time
 
 
-class SpikeSPPF(nn.Module):
+class SpikeSPPF(SpikingBlock):
     """SpikeConv 1×1 → three chained k×k max-pools → concat → SpikeConv 1×1.
 
     ``[T, B, c1, H, W]`` → ``[T, B, c2, H, W]``; the pools act on real-valued BN outputs.
@@ -27,3 +28,10 @@ class SpikeSPPF(nn.Module):
         for _ in range(3):
             y.append(over_time(self.m, y[-1]))
         return self.cv2(cat_channels(y))
+
+    def audit_operations(self) -> list[tuple[nn.Module, OperationCounter]]:
+        """Each of the three pools compares k² real values per output: k² − 1 comparisons."""
+        k = self.m.kernel_size
+        return super().audit_operations() + [
+            (self.m, lambda inputs, output: [Operation("max-pool of real values", "compare", output.numel() * (k**2 - 1))])
+        ]

@@ -1,9 +1,10 @@
 """Which convolution each I-LIF feeds: the synapses of a SpikeYOLO model.
 
 Every neuron of SpikeYOLO feeds exactly one convolution of the block that owns it (a plain
-``nn.Conv2d``, or a ``RepConv`` / ``SepRepConv`` that re-parameterises into one). Spike-driven
-inference wraps those convolutions, and the energy accounting charges them per spike.
-The first ``MS_DownSampling`` has no neuron: its convolution reads real-valued pixels.
+``nn.Conv2d``, or a ``RepConv`` / ``SepRepConv`` that re-parameterises into one), as the block
+declares (:attr:`SpikingBlock.synapses`). Spike-driven inference wraps those convolutions, and
+the energy accounting charges them per spike. The first ``MS_DownSampling`` has no neuron: its
+convolution reads real-valued pixels.
 """
 
 from __future__ import annotations
@@ -13,18 +14,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .blocks import MS_ConvBlock
-from .conv import MS_DownSampling, MS_StandardConv, SpikeConvWithoutBN
-from .sepconv import SepConv
-
-# (neuron attribute, convolution attribute) per block type; subclasses (SpikeConv) inherit.
-SYNAPSES: dict[type, tuple[tuple[str, str], ...]] = {
-    MS_StandardConv: (("lif", "conv"),),
-    SpikeConvWithoutBN: (("lif", "conv"),),
-    SepConv: (("lif1", "pwconv1"), ("lif2", "dwconv2"), ("lif3", "pwconv3")),
-    MS_ConvBlock: (("lif1", "conv1"), ("lif2", "conv2")),
-    MS_DownSampling: (("encode_lif", "encode_conv"),),
-}
+from .spiking_block import SpikingBlock
 
 
 @dataclass(frozen=True)
@@ -44,23 +34,22 @@ class Synapse:
     conv: str
 
 
-def _pairs(module: nn.Module) -> tuple[tuple[str, str], ...]:
-    pairs = SYNAPSES.get(type(module))
-    if pairs is None:
-        pairs = next((v for k, v in SYNAPSES.items() if isinstance(module, k)), ())
-    return tuple((n, c) for n, c in pairs if hasattr(module, n))
+def _blocks(model: nn.Module) -> Iterator[tuple[str, SpikingBlock]]:
+    """``(path prefix, block)`` of every SpikeYOLO block in module order."""
+    for path, module in model.named_modules():
+        if isinstance(module, SpikingBlock):
+            yield (f"{path}." if path else ""), module
 
 
 def synapses(model: nn.Module) -> Iterator[Synapse]:
     """Yield every neuron → convolution connection of ``model`` in module order."""
-    for path, module in model.named_modules():
-        prefix = f"{path}." if path else ""
-        for neuron, conv in _pairs(module):
-            yield Synapse(module, prefix + neuron, conv, prefix + conv)
+    for prefix, block in _blocks(model):
+        for neuron, conv in block.fed_by_neurons():
+            yield Synapse(block, prefix + neuron, conv, prefix + conv)
 
 
 def first_convolutions(model: nn.Module) -> Iterator[tuple[str, nn.Conv2d]]:
-    """Yield ``(path, conv)`` of every down-sampling convolution fed by real values, not spikes."""
-    for path, module in model.named_modules():
-        if isinstance(module, MS_DownSampling) and not hasattr(module, "encode_lif"):
-            yield f"{path}.encode_conv", module.encode_conv
+    """Yield ``(path, conv)`` of every block convolution fed by real values, not spikes (the stem's)."""
+    for prefix, block in _blocks(model):
+        for conv in block.fed_by_real_values():
+            yield prefix + conv, getattr(block, conv)

@@ -1,10 +1,12 @@
 """Spike-driven audit: every operation that is not an addition of a weight on a binary spike.
 
 Runs a model spike-driven on real inputs and counts, per layer and per image: the additions the
-binary synapses perform (ACs, exact: one per spike per reached output), the real-valued
-multiply-accumulates of the first convolution, bias additions (each holds folded BatchNorms,
-applied once per output), residual additions of real values, max-pool comparisons and
-upsampling copies of real values, the mean over T and the DFL softmax of the head.
+binary synapses perform (ACs, exact: one per spike per reached output), bias additions (each
+holds folded BatchNorms, applied once per output) and upsampling copies of real values; every
+other operation is declared by the module performing it (``audit_operations``, see
+:class:`~spikeyolo.nn.spiking_block.SpikingBlock`): the real-valued multiply-accumulates of the
+first convolution, residual additions and max-pool comparisons of real values, the mean over T
+and the DFL softmax of the head.
 """
 
 from __future__ import annotations
@@ -16,10 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn.blocks import MS_AllConvBlock, MS_ConvBlock
-from ..nn.conv import MS_DownSampling
-from ..nn.head import SpikeDetect
-from ..nn.sppf import SpikeSPPF
+from ..nn.spiking_block import DeclaresOperations, OperationCounter
 from .driven import SpikeDrivenConv, spike_driven
 
 
@@ -68,6 +67,12 @@ def audit(model: nn.Module, images: torch.Tensor) -> list[AuditRow]:
     def add(path: str, operation: str, kind: str, count: float) -> None:
         rows.append(AuditRow(_layer(path), path, operation, kind, count / batch))
 
+    def declared(path: str, counter: OperationCounter):
+        def hook(mod, inputs, output) -> None:  # returns None: a forward hook's result would replace the output
+            for op in counter(inputs, output):
+                add(path, op.operation, op.kind, op.count)
+        return hook
+
     hooks = []
     with spike_driven(net, check=True):
         for path, m in net.named_modules():
@@ -77,30 +82,12 @@ def audit(model: nn.Module, images: torch.Tensor) -> list[AuditRow]:
                     if mod.conv.bias is not None:
                         add(p, "bias (folded BN) once per output", "add", output.numel())
                 hooks.append(m.register_forward_hook(synapse))
-            elif isinstance(m, MS_DownSampling) and not hasattr(m, "encode_lif"):
-                def first(mod, inputs, output, p=path):
-                    c = mod.encode_conv
-                    add(p, "first conv on real-valued input", "MAC",
-                        output.numel() * c.in_channels // c.groups * c.kernel_size[0] * c.kernel_size[1])
-                hooks.append(m.register_forward_hook(first))
-            elif isinstance(m, (MS_ConvBlock, MS_AllConvBlock)):
-                hooks.append(m.register_forward_hook(
-                    lambda mod, i, o, p=path: add(p, "residual additions of real values", "add", 2 * o.numel())))
-            elif isinstance(m, SpikeSPPF):
-                hooks.append(m.m.register_forward_hook(
-                    lambda mod, i, o, p=path: add(p, "max-pool of real values", "compare", o.numel() * (mod.kernel_size ** 2 - 1))))
             elif isinstance(m, nn.Upsample):
                 hooks.append(m.register_forward_hook(
                     lambda mod, i, o, p=path: add(p, "upsampling of real values", "copy", o.numel())))
-            elif isinstance(m, SpikeDetect):
-                def head(mod, inputs, output, p=path):
-                    t_steps = inputs[0][0].shape[0]
-                    anchors = output[0].shape[-1]
-                    maps = sum(f.numel() for f in output[1]["feats"])
-                    add(p, "mean over T of the branch outputs", "add", maps * t_steps)
-                    add(p, "DFL softmax", "exp", output[0].shape[0] * 4 * mod.reg_max * anchors)
-                    add(p, "DFL expectation", "MAC", output[0].shape[0] * 4 * mod.reg_max * anchors)
-                hooks.append(m.register_forward_hook(head))
+            elif isinstance(m, DeclaresOperations):
+                hooks += [observed.register_forward_hook(declared(path, counter))
+                          for observed, counter in m.audit_operations()]
         with torch.no_grad():
             net(images)
     for h in hooks:

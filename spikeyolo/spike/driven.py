@@ -18,9 +18,10 @@ import torch
 from spikingjelly.activation_based.layer.misc import SpikeCountToBinary, TemporalBinSum
 from torch import nn
 
-from ..nn.fuse import densify_spiking_modules, fuse_spiking_modules, is_fused
+from ..nn.fuse import to_dense_form
 from ..nn.neuron import ILIF
 from ..nn.synapses import synapses
+
 
 class BinaryInputLedger:
     """Counts, per wrapped convolution, the forward calls whose inputs were verified to be {0, 1}.
@@ -93,10 +94,7 @@ def spike_driven(model: nn.Module, D: int | None = None, check: bool = True) -> 
     trained_d = ds.pop()
     if D is not None and D != trained_d:
         raise ValueError(f"D={D} does not match the model's trained D={trained_d}")
-    if is_fused(model):
-        densify_spiking_modules(model)  # ultralytics' fuse() left the fast factorised form
-    else:
-        fuse_spiking_modules(model, dense=True)
+    to_dense_form(model)
     ledger = BinaryInputLedger() if check else None
     swapped = []
     for syn in list(synapses(model)):

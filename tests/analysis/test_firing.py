@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from spikingjelly.activation_based import monitor as sj_monitor
 from torch import nn
 
 from spikeyolo.analysis import FiringRateMonitor
@@ -40,6 +41,20 @@ def test_rates_are_weighted_by_elements_not_by_batches(tmp_path):
     assert 0 <= rate_b.rate <= 2 and rate_b.D == 2
     saved = json.loads(monitor.save_json(tmp_path / "fr.json").read_text())
     assert saved["neurons"] == 2 and saved["rates"][0]["name"] == "a"
+
+
+def test_sums_equal_spikingjelly_output_monitor_records():
+    net = TwoNeurons()
+    reference = sj_monitor.OutputMonitor(net, ILIF, lambda s: (float(s.sum(dtype=torch.float64)), s.numel()))
+    with FiringRateMonitor(net) as monitor, reference:
+        for shape in ((2, 3, 4, 5), (1, 1, 7, 2), (3, 2, 1, 9)):
+            net(torch.rand(*shape) * 6 - 1)
+            net.a.reset(), net.b.reset()
+    for rate in monitor.rates():
+        records = reference[rate.name]
+        assert len(records) == 3
+        assert rate.total == sum(total for total, _ in records) > 0
+        assert rate.elements == sum(n for _, n in records)
 
 
 def test_disabled_monitor_counts_nothing_and_detach_stops_counting():

@@ -6,28 +6,24 @@ import pytest
 import torch
 
 from spikeyolo.nn import SpikeDetectionModel
-from spikeyolo.nn.fuse import (
-    densify_spiking_modules,
-    fuse_spiking_modules,
-    is_fused,
-    rep_conv_to_dense,
-    sep_rep_conv_to_dense,
-)
+from spikeyolo.nn.fuse import densify_spiking_modules, fuse_spiking_modules, is_fused
 from spikeyolo.nn.neuron import ILIF
-from spikeyolo.nn.reparam import RepConv, SepRepConv
+from spikeyolo.nn.reparam import RepConv, SepRepConv, densify_chain
 
 from firing_weights import perturb_batchnorms
 
 
-@pytest.mark.parametrize(("cls", "to_dense", "k"), [(RepConv, rep_conv_to_dense, 3), (SepRepConv, sep_rep_conv_to_dense, 3)])
-def test_factorised_convs_equal_one_dense_conv(cls, to_dense, k):
+@pytest.mark.parametrize("cls", [RepConv, SepRepConv])
+def test_factorised_convs_equal_one_dense_conv(cls):
     m = cls(8, 12).eval()
     perturb_batchnorms(m)
     x = torch.randint(0, 5, (2, 8, 9, 9)).double()
     m = m.double()
-    dense = to_dense(m)
-    assert dense.kernel_size == (k, k) and dense.padding == (1, 1) and dense.bias is not None
+    chain = m.fold()
+    dense = densify_chain(chain)
+    assert dense.kernel_size == (3, 3) and dense.padding == (1, 1) and dense.bias is not None
     with torch.no_grad():
+        assert torch.allclose(m(x), chain(x), rtol=1e-12, atol=1e-12)
         assert torch.allclose(m(x), dense(x), rtol=1e-12, atol=1e-12)
 
 
@@ -116,3 +112,14 @@ def test_fused_weights_are_refused_for_training():
     fresh = SpikeDetectionModel("snn_yolov8n.yaml", nc=2, verbose=False)
     with pytest.raises(ValueError, match="fused for inference"):
         fresh.load(fused)
+
+
+def test_fused_model_loads_with_weights_only(tmp_path):
+    model = SpikeDetectionModel("snn_yolov8n.yaml", nc=2, verbose=False).eval()
+    perturb_batchnorms(model)
+    model.fuse(verbose=False)
+    torch.save({"model": model}, tmp_path / "fused.pt")
+    loaded = torch.load(tmp_path / "fused.pt", weights_only=True)["model"]  # only registered safe globals
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert loaded.is_fused() and torch.equal(loaded(x)[0], model(x)[0])

@@ -6,6 +6,7 @@ import pytest
 import torch
 from spikingjelly.activation_based import functional, neuron, surrogate
 
+from spikeyolo.nn import SpikeDetectionModel
 from spikeyolo.nn.neuron import ILIF, quantize_count
 
 
@@ -98,6 +99,20 @@ def test_deepcopy_after_reset_and_inference_traces_to_plain_ops():
         graph = torch.jit.trace(ILIF(), torch.randn(1, 4), check_trace=False).graph
     kinds = {node.kind() for node in graph.nodes()}
     assert kinds & {"aten::round", "aten::round_"} and "prim::PythonOp" not in kinds  # ONNX: Round
+
+
+def test_model_forward_starts_every_neuron_at_rest_also_after_fusion():
+    """Neurons charged outside the model's forward, after fusion swapped layers, start the next forward at rest."""
+    model = SpikeDetectionModel("snn_yolov8n.yaml", nc=2, verbose=False).eval()
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        fused = model.fuse(verbose=False)  # after the first forward (the stride probe)
+        expected = fused(x)[0]
+        neurons = [m for m in fused.modules() if isinstance(m, ILIF)]
+        for m in neurons:
+            m.v = torch.full((1,), 3.0)  # a charged membrane left over from outside the model's forward
+        assert torch.equal(fused(x)[0], expected)
+    assert len(neurons) == 88 and all(m.v == 0.0 for m in neurons)
 
 
 def test_exports_to_onnx_as_plain_operations(tmp_path):

@@ -60,17 +60,6 @@ def test_bf16_inference_changes_few_counts_and_returns_fp32(model):
     assert (scores32 - scores16).abs().max() < 0.1
 
 
-def test_fp32_is_the_exact_default_also_for_pickles_without_the_attribute(model):
-    x = torch.rand(1, 3, 64, 64)
-    with torch.no_grad():
-        expected = model(x)[0]
-        del model.precision  # a checkpoint written before the option existed
-        try:
-            assert torch.equal(model(x)[0], expected)
-        finally:
-            model.precision = "fp32"
-
-
 def test_precision_is_restored_after_an_error(model):
     with pytest.raises(RuntimeError, match="inside"):
         with model_precision(model, "bf16"):

@@ -48,7 +48,7 @@ def test_marked_counts_and_their_views_pack_to_bytes_with_the_same_layout():
     packed = _pack(view)
     assert packed[0].dtype == torch.uint8 and packed[0].stride() == view.stride()
     restored = _unpack(packed)
-    assert restored.dtype == torch.float32 and torch.equal(restored, view)
+    assert restored.dtype == torch.float32 and torch.equal(restored, view) and restored.stride() == view.stride()
 
 
 def test_unmarked_or_wide_tensors_are_saved_as_they_are():
