@@ -4,7 +4,8 @@ Without ``data=``, trains SpikeYOLO-n on the bundled synthetic dataset with the 
 recipe. With ``data=``, uses the reference SpikeYOLO recipe (SGD, lrf 0.004, 10 warm-up epochs,
 patience 200, batch 40) on top of ultralytics' defaults; event data (a dataset YAML with an
 ``events`` block) instead trains the Gen1 model under the dataset's own ``hyp`` recipe. Any key given
-on the command line wins.
+on the command line wins. ``resume`` continues a run with its checkpoint's own arguments. Under
+``torchrun`` every process runs this command; global rank 0 reports.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ultralytics.data.utils import check_det_dataset
+from ultralytics.utils import RANK
 
 from ..cfg.recipes import DEMO_RECIPE, REFERENCE_RECIPE
 from ..data import default_dataset
 from ..engine.model import SpikeYOLO
 from ..events.config import is_event_data
-from .arguments import parse_arguments
+from .arguments import UsageError, parse_arguments
 from .mode import Mode
 from .reporting import print_metrics
 
@@ -28,17 +30,31 @@ USAGE = """usage: {prog} [key=value ...]   (any ultralytics train key: https://d
   {prog}                                                  # demo: SpikeYOLO-n on the bundled shapes
   {prog} model=snn_yolov8s.yaml data=coco.yaml epochs=300  # the reference recipe (SGD, lrf 0.004, ...)
   {prog} model=snn_yolov8s.yaml data=coco.yaml device=0,1,2,3 batch=40   # DDP: 10 images per GPU
+  torchrun --nproc_per_node 4 -m spikeyolo train model=... data=... batch=40  # the same; --nnodes for machines
+  {prog} model=runs/detect/train/weights/last.pt resume=True              # continue a stopped run
   {prog} data=datasets/gen1_T2/data.yaml                  # event data: the Gen1 model and recipe
   {prog} ... amp=bf16                                     # bfloat16 autocast on any device
   {prog} ... criterion=reference                          # the reference fork's loss (ultralytics 8.0.197)
 
 Without data= it trains on the bundled synthetic dataset with the quick CPU recipe; with data=,
-the reference SpikeYOLO recipe. Keys given on the command line win."""
+the reference SpikeYOLO recipe. Keys given on the command line win; resume=True takes the
+checkpoint's own. batch is the global batch, divisible by the number of processes."""
 
 
 def build_train_args(argv: Sequence[str]) -> dict:
-    """The full training arguments: recipe defaults updated with the user's ``key=value`` pairs."""
+    """The full training arguments: recipe defaults updated with the user's ``key=value`` pairs.
+
+    With ``resume``, only the user's: ultralytics resumes with the checkpoint's own arguments, and a
+    recipe or the bundled dataset added here would rebuild a model that no longer fits it.
+
+    Raises:
+        UsageError: ``resume=True`` without ``model=`` (the checkpoint to resume).
+    """
     user = parse_arguments(argv, extra_keys=EXTRA_KEYS)
+    if resume := user.get("resume"):
+        if "model" not in user and not isinstance(resume, str):
+            raise UsageError("resume needs the checkpoint: model=path/to/weights/last.pt resume=True")
+        return {"model": resume, **user}
     if is_event_data(user.get("data")):  # SpikeYOLO.train applies the dataset's hyp (the Gen1 recipe)
         return {"model": "snn_yolov8s-gen1.yaml", **user}
     recipe = dict(REFERENCE_RECIPE if "data" in user else DEMO_RECIPE)
@@ -52,8 +68,11 @@ def train(argv: list[str]) -> int:
     """Train and print mAP50 / mAP50-95 of the best checkpoint."""
     args = build_train_args(argv)
     model = SpikeYOLO(args.pop("model"))
-    check_det_dataset(args["data"], autodownload=False)  # a bad dataset fails here, clearly, not mid-setup
+    if "data" in args:  # a bad dataset fails here, clearly, not mid-setup
+        check_det_dataset(args["data"], autodownload=False)
     model.train(**args)
+    if RANK > 0:  # a torchrun worker: global rank 0 reports
+        return 0
     trainer = model.trainer
     # multi-GPU (DDP): the workers validated, not this process; the best checkpoint carries their metrics
     print_metrics(trainer.metrics if trainer.metrics is not None else model.ckpt["train_metrics"])

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import zipfile
+from functools import partial
 from pathlib import Path
 
 from torch import nn
 from ultralytics.engine.model import Model
 from ultralytics.models.yolo.detect import DetectionPredictor, DetectionValidator
+from ultralytics.utils import LOGGER
 
 from ..cfg import load_model_yaml, resolve_model_cfg
 from ..checkpoints import is_reference_checkpoint
 from ..checkpoints.restricted import check_globals, own_format_globals, pickle_globals
 from ..checkpoints.convert import import_reference_model
 from ..events.config import is_event_data, training_defaults
+from ..nn.criterion import criterion_name
 from ..nn.model import SpikeDetectionModel
 from ..nn.neuron import ILIF
 from ..nn.precision import model_precision
@@ -101,14 +104,30 @@ class SpikeYOLO(Model):
         self.overrides["model"], self.overrides["task"] = weights, "detect"
         self.model_name = weights
 
-    def train(self, trainer=None, **kwargs):
+    def train(self, trainer=None, criterion: str | None = None, **kwargs):
         """ultralytics training. Event data (a dataset YAML with an ``events`` block) trains with
-        :class:`~spikeyolo.engine.event_trainer.EventDetectionTrainer`, under the YAML's ``hyp`` defaults."""
+        :class:`~spikeyolo.engine.event_trainer.EventDetectionTrainer`, under the YAML's ``hyp`` defaults.
+
+        ``criterion`` (``"ultralytics"`` or ``"reference"``, see :mod:`spikeyolo.nn.criterion`) sets
+        the model config's ``criterion`` key for this run; ``None`` keeps the model's own. It is a
+        model key, not a training argument (ultralytics refuses unknown arguments), so it reaches the
+        trainer as a model override and is saved in the checkpoint's model config: a resumed run
+        keeps the checkpoint's, and a value given with ``resume`` is ignored, as ultralytics ignores
+        changed arguments there.
+
+        Raises:
+            ValueError: ``criterion`` is not an allowed value (before anything is built).
+        """
         data = kwargs.get("data") or self.overrides.get("data")
         if trainer is None and is_event_data(data):
             trainer = EventDetectionTrainer
             if not kwargs.get("resume"):  # a resumed run keeps its own arguments
                 kwargs = {**training_defaults(data), **kwargs}
+        if criterion is not None and kwargs.get("resume"):
+            LOGGER.warning(f"Resume ignores criterion={criterion!r}: the checkpoint's model config keeps its own.")
+        elif criterion is not None:
+            criterion_name({"criterion": criterion})  # a bad value fails here, before a trainer or dataset
+            trainer = partial(trainer or self._smart_load("trainer"), model_overrides={"criterion": criterion})
         return super().train(trainer=trainer, **kwargs)
 
     def _precision(self, amp) -> contextlib.AbstractContextManager:

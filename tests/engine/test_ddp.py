@@ -3,9 +3,9 @@
 ``device=0,1,...`` makes ultralytics' ``BaseTrainer.train`` write a launch script plus a
 cloudpickled state (trainer class, arguments, model, callbacks) with ``generate_ddp_file`` and run
 it under ``torch.distributed.run``. No GPU here, so the test replaces only that method: it writes
-the launch file with ultralytics' own function and runs it unchanged as rank 0 of a one-process
-``torch.distributed.run`` world (gloo on CPU). The worker must rebuild the trainer and model from
-the installed package and train them; the parent (``train.py``) then reports the workers' result.
+the launch file with ultralytics' own function and runs it unchanged in a two-process
+``torch.distributed.run`` world on CPU (gloo). The workers must rebuild the trainer and model from
+the installed package and train them together; the parent (``train.py``) then reports their result.
 """
 
 import os
@@ -22,35 +22,21 @@ from spikeyolo.commands.cli import run_script
 from spikeyolo.engine.trainer import SpikeDetectionTrainer
 from spikeyolo.nn import SpikeDetectionModel
 
-# torch.distributed.run starts this as the worker: the process group ultralytics' _setup_ddp would
-# create on GPUs (it only knows cuda/npu/xpu devices), then the generated launch file as __main__.
-WORKER = """
-import runpy, sys
-import torch.distributed as dist
-dist.init_process_group("gloo")
-try:
-    runpy.run_path(sys.argv[1], run_name="__main__")
-finally:
-    dist.destroy_process_group()
-"""
-
 
 def test_ddp_launch_file_rebuilds_and_trains_our_trainer(tiny_data, tmp_path, monkeypatch, capsys):
     start = tmp_path / "start.pt"
     model = SpikeDetectionModel("snn_yolov8n.yaml", nc=4, verbose=False)
     model.names = {0: "circle", 1: "rectangle", 2: "triangle", 3: "cross"}
     torch.save({"model": model.half(), "train_args": {"imgsz": 64}}, start)
-    worker = tmp_path / "worker.py"
-    worker.write_text(WORKER)
     launched = {}
 
     def launch_workers(trainer: SpikeDetectionTrainer) -> None:
-        """BaseTrainer.train's DDP branch, with a CPU world of one process."""
+        """BaseTrainer.train's DDP branch, with a CPU world of two processes."""
         launch_file = generate_ddp_file(trainer)
         try:
             launched["globals"] = pickle_globals(Path(launch_file).with_suffix(".pt"))
-            cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
-                   "--master_port", str(find_free_network_port()), str(worker), launch_file]
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                   "--master_port", str(find_free_network_port()), launch_file]
             launched["run"] = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=os.environ, cwd=tmp_path)
         finally:
             ddp_cleanup(trainer, launch_file)
@@ -60,6 +46,7 @@ def test_ddp_launch_file_rebuilds_and_trains_our_trainer(tiny_data, tmp_path, mo
     code = run_script("train", "train.py", [f"model={start}", f"data={tiny_data}", "epochs=1", "imgsz=64", "batch=8", "device=cpu",
                                "plots=False", f"project={tmp_path}", "name=ddp", "exist_ok=True"])
     run = launched["run"]
+    # the workers' DistributedSampler needs the process group: success means SpikeDetectionTrainer joined a world of 2
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert code == 0 and launched["state_removed"]
     # classes travel by reference (import path), so workers run the installed package's code
