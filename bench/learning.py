@@ -1,24 +1,27 @@
 """Learning efficiency: SpikeYOLO-n against stock YOLOv8n, trained from scratch in one run.
 
-    python bench/learning.py [--recipe default|reference] [--epochs 30] [--imgsz 96] [--n-train 400]
+    python bench/learning.py [--recipe default|reference] [--difficulty hard easy] [--epochs 30] [--imgsz 96]
 
-The default sizes are the issue's (400 training and 100 validation images of 96 px): one run of
-both models took 26 minutes on two CPU cores shared with other jobs. ``--n-train 256 --n-val 64
---imgsz 64`` takes about a third of that.
+One row per ``--difficulty`` of the synthetic shapes (spikeyolo.data.synthetic ``DIFFICULTIES``:
+``hard``, cluttered backgrounds and objects down to 8 % of the side; ``easy``, the bundled demo
+data's kind), each with the generator's four classes at the default sizes (400 training and 100
+validation images of 96 px). One row, both models, took 20 to 26 minutes on two CPU cores shared
+with other jobs. ``--n-train 256 --n-val 64 --imgsz 64`` takes about a third of that.
 
-Both models train on the same generated synthetic-shapes set with the same ultralytics recipe and
-number of epochs: the issue's benchmark (batch 16, SGD lr0 0.01, lrf 0.004, 10 warm-up epochs)
-with nbs 16 and no mosaic as in the demo recipe; everything else ultralytics' defaults. YOLOv8n is
+Within a row both models train on the same generated set with the same ultralytics recipe and
+number of epochs, in the same invocation: the issue's benchmark (batch 16, SGD lr0 0.01, lrf 0.004,
+10 warm-up epochs) with nbs 16 and no mosaic; everything else ultralytics' defaults. YOLOv8n is
 built offline from ultralytics' own ``yolov8n.yaml`` (no weights). ``--recipe`` selects SpikeYOLO's
 side:
 
 * ``reference``: the reference initialisation (``init: reference`` in the model YAML);
 * ``default``: this package's defaults (the ``firing`` initialisation, spikeyolo.nn.init).
 
-Prints the settings, mAP50-95 per epoch for both (from each run's results.csv), the ratio of the
-best mAP50-95 (SpikeYOLO / YOLOv8) and the wall times. Each run's figures go to
-``<out>/learning-<recipe>.json``; the plot (``--plot``) shows the curves of every recipe measured
-into ``<out>`` so far, so running both recipes gives the before/after figure.
+Prints the settings, mAP50-95 per epoch for both (from each run's results.csv), then a table with
+one row per difficulty: best mAP50-95 of each model, their ratio (SpikeYOLO / YOLOv8) and the wall
+times. Each invocation's figures go to ``<out>/learning-<recipe>.json``; the plot (``--plot``) shows
+the curves of every recipe measured into ``<out>`` with the same data sizes and epochs, so running
+both recipes gives the before/after figure.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from ultralytics import YOLO
 
 from spikeyolo import SpikeYOLO
 from spikeyolo.cfg import model_yaml_file
-from spikeyolo.data.synthetic import generate_dataset
+from spikeyolo.data.synthetic import DIFFICULTIES, generate_dataset
 
 INIT_OF_RECIPE = {"reference": "reference", "default": "firing"}
 # The issue's recipe plus the short-run conventions of the demo recipe (spikeyolo/cfg/recipes.py):
@@ -52,6 +55,7 @@ def arguments() -> argparse.Namespace:
     """Command-line options; sets torch's thread count."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", choices=sorted(INIT_OF_RECIPE), default="default")
+    p.add_argument("--difficulty", nargs="+", choices=sorted(DIFFICULTIES), default=["hard", "easy"])
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--imgsz", type=int, default=96)
     p.add_argument("--batch", type=int, default=16)
@@ -81,9 +85,9 @@ def spikeyolo_yaml(init: str, directory: Path) -> Path:
     return path
 
 
-def train(kind: str, data: Path, args: argparse.Namespace) -> dict:
+def train(kind: str, difficulty: str, data: Path, args: argparse.Namespace) -> dict:
     """Train one model; returns mAP50-95 per epoch (from results.csv) and the wall time in seconds."""
-    name = f"{args.recipe}-{kind}"
+    name = f"{args.recipe}-{difficulty}-{kind}"
     if kind == "spikeyolo":
         model = SpikeYOLO(str(spikeyolo_yaml(INIT_OF_RECIPE[args.recipe], args.out / "cfg" / args.recipe)))
     else:
@@ -99,8 +103,8 @@ def train(kind: str, data: Path, args: argparse.Namespace) -> dict:
     return {"map50_95": [float(r["metrics/mAP50-95(B)"]) for r in rows], "wall_s": wall}
 
 
-def plot(out: Path, path: Path) -> None:
-    """One PNG with the mAP50-95 curves of every ``<out>/learning-*.json``."""
+def plot(out: Path, path: Path, settings: dict) -> None:
+    """One PNG with the mAP50-95 curves of every ``<out>/learning-*.json`` measured on data and epochs as ``settings``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -108,14 +112,19 @@ def plot(out: Path, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
     styles = {"spikeyolo": "-", "yolov8": "--"}
+    same = ("epochs", "imgsz", "batch", "n_train", "n_val")
     for f in sorted(out.glob("learning-*.json")):
         res = json.loads(f.read_text())
-        for kind, r in res["models"].items():
-            label = "YOLOv8n" if kind == "yolov8" else f"SpikeYOLO-n, init={res['settings']['spikeyolo_init']}"
-            if kind == "yolov8" and any(line.get_label() == label for line in ax.get_lines()):
-                continue  # YOLOv8n does not depend on --recipe; one curve is enough
-            ax.plot(range(1, len(r["map50_95"]) + 1), r["map50_95"], styles[kind], label=label)
-    s = res["settings"]
+        if any(res["settings"].get(k) != settings[k] for k in same) or "rows" not in res:
+            continue
+        for difficulty, models in res["rows"].items():
+            for kind, r in models.items():
+                model = "YOLOv8n" if kind == "yolov8" else f"SpikeYOLO-n, init={res['settings']['spikeyolo_init']}"
+                label = f"{model}, {difficulty}"
+                if any(line.get_label() == label for line in ax.get_lines()):
+                    continue  # YOLOv8n does not depend on --recipe; one curve per data set is enough
+                ax.plot(range(1, len(r["map50_95"]) + 1), r["map50_95"], styles[kind], label=label)
+    s = settings
     ax.set(xlabel="epoch", ylabel="mAP50-95 (val)",
            title=f"{s['n_train']} images, {s['imgsz']} px, batch {s['batch']}, {s['optimizer']} lr0 {s['lr0']}, lrf {s['lrf']}, "
                  f"warm-up {s['warmup_epochs']:g}, nbs {s['nbs']}, mosaic {s['mosaic']:g}")
@@ -129,25 +138,30 @@ def plot(out: Path, path: Path) -> None:
 
 def main() -> None:
     args = arguments()
-    data = generate_dataset(args.out / f"data-{args.n_train}-{args.n_val}-{args.imgsz}", args.n_train, args.n_val,
-                            args.imgsz, progress=False)
     settings = {
         "recipe": args.recipe, "spikeyolo_init": INIT_OF_RECIPE[args.recipe], "epochs": args.epochs,
         "imgsz": args.imgsz, "batch": args.batch, "n_train": args.n_train, "n_val": args.n_val,
-        "threads": args.threads, **RECIPE, "cpu": platform.processor() or platform.machine(),
+        "difficulty": args.difficulty, "threads": args.threads, **RECIPE, "cpu": platform.processor() or platform.machine(),
     }
     print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), flush=True)
-    models = {kind: train(kind, data, args) for kind in args.models}
-    for kind, r in models.items():
-        print(f"{kind:9s} mAP50-95 per epoch: " + " ".join(f"{v:.3f}" for v in r["map50_95"]))
-    for kind, r in models.items():
-        print(f"{kind:9s} best mAP50-95 {max(r['map50_95']):.3f}, wall time {r['wall_s'] / 60:.1f} min")
-    if len(models) == 2:
-        ratio = max(models["spikeyolo"]["map50_95"]) / max(max(models["yolov8"]["map50_95"]), 1e-9)
-        print(f"ratio of best mAP50-95 (SpikeYOLO-n / YOLOv8n): {ratio:.2f}")
+    rows = {}
+    for difficulty in args.difficulty:
+        data = generate_dataset(args.out / f"data-{difficulty}-{args.n_train}-{args.n_val}-{args.imgsz}", args.n_train,
+                                args.n_val, args.imgsz, difficulty=difficulty, progress=False)
+        rows[difficulty] = {kind: train(kind, difficulty, data, args) for kind in args.models}
+        for kind, r in rows[difficulty].items():
+            print(f"{difficulty} {kind:9s} mAP50-95 per epoch: " + " ".join(f"{v:.3f}" for v in r["map50_95"]), flush=True)
+    names = {"spikeyolo": "SpikeYOLO-n", "yolov8": "YOLOv8n"}
+    print("\n" + f"{'data':<6}" + "".join(f"{'best mAP50-95 ' + names[k]:>26}" for k in args.models)
+          + (f"{'ratio':>7}" if len(args.models) == 2 else "") + "   wall time " + " / ".join(names[k] for k in args.models))
+    for difficulty, models in rows.items():
+        best = {kind: max(r["map50_95"]) for kind, r in models.items()}
+        ratio = f"{best['spikeyolo'] / max(best['yolov8'], 1e-9):>7.2f}" if len(models) == 2 else ""
+        print(f"{difficulty:<6}" + "".join(f"{best[k]:>26.3f}" for k in models) + ratio + "   "
+              + " / ".join(f"{models[k]['wall_s'] / 60:.1f}" for k in models) + " min")
     print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
-    (args.out / f"learning-{args.recipe}.json").write_text(json.dumps({"settings": settings, "models": models}, indent=1))
-    plot(args.out, args.plot)
+    (args.out / f"learning-{args.recipe}.json").write_text(json.dumps({"settings": settings, "rows": rows}, indent=1))
+    plot(args.out, args.plot, settings)
     print(f"plot: {args.plot}")
 
 

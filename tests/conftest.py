@@ -19,10 +19,12 @@ torch.set_num_threads(2)
 
 @pytest.fixture(scope="session")
 def tiny_data() -> Path:
-    """A 16/8-image, 64 px synthetic detection dataset; returns its data.yaml."""
+    """A 16/8-image, 64 px synthetic detection dataset (``hard``: up to 6 objects, small ones too, four
+    classes; tests count its boxes); returns its data.yaml."""
     from spikeyolo.data import generate_dataset
 
-    return generate_dataset(_SESSION_DIR / "tiny", n_train=16, n_val=8, imgsz=64, seed=1, progress=False)
+    return generate_dataset(_SESSION_DIR / "tiny", n_train=16, n_val=8, imgsz=64, seed=1, difficulty="hard",
+                            progress=False)
 
 
 @pytest.fixture(scope="session")

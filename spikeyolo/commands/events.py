@@ -15,7 +15,7 @@ from ..events.dat import DatFile
 from ..events.protocol import PAPERS_PROTOCOL, PROTOCOLS
 from ..events.synthetic import SyntheticSettings, generate_recordings
 from .arguments import REQUIRED, Key, UsageError, describe_keys, parse_arguments, parse_options
-from .events_demo import run_demo
+from .events_demo import DEMO_TRAINING, run_demo
 from .mode import Mode
 
 SYNTH_KEYS = {
@@ -59,6 +59,8 @@ DEMO_KEYS = {
     "train": Key(16, "training recordings", int),
     "test": Key(4, "test recordings", int),
     "seconds": Key(3.0, "length of each recording", float),
+    "bn_recalibrate": Key(DEMO_TRAINING["bn_recalibrate"], "training batches to recalibrate BatchNorm statistics on, "
+                          "every epoch (0: off)", int),
 }
 
 
@@ -145,7 +147,8 @@ def predict(argv: list[str]) -> int:
 def demo(argv: list[str]) -> int:
     """Synthetic recordings → conversion → training → both protocols → detection on a raw recording."""
     a = parse_options(argv, DEMO_KEYS)
-    run_demo(a["out"], epochs=a["epochs"], imgsz=a["imgsz"], recordings=(a["train"], a["test"]), seconds=a["seconds"])
+    run_demo(a["out"], epochs=a["epochs"], imgsz=a["imgsz"], recordings=(a["train"], a["test"]), seconds=a["seconds"],
+             bn_recalibrate=a["bn_recalibrate"])
     return 0
 
 

@@ -34,17 +34,20 @@ DEMO_TRAINING: dict = {
     "optimizer": "auto",
     "warmup_epochs": 1.0,
     "workers": 0,
+    "bn_recalibrate": 8,
 }
 
 
 def run_demo(root: str | Path, epochs: int = 10, imgsz: int = 128, recordings: tuple[int, int] = (16, 4),
-             seconds: float = 3.0) -> Evaluation:
+             seconds: float = 3.0, bn_recalibrate: int = DEMO_TRAINING["bn_recalibrate"]) -> Evaluation:
     """Run the whole pipeline under ``root``; prints each step's result and returns the evaluation.
 
     Args:
         root: working folder (``raw/``, ``gen1_T2/``, ``train/``, ``val/``).
         epochs, imgsz: training length and input size (letterboxed square, multiple of 32).
         recordings: number of (train, test) synthetic recordings, each ``seconds`` long, labelled at 4 Hz.
+        bn_recalibrate: training batches the BatchNorm statistics are recalibrated on after every epoch
+            (:mod:`spikeyolo.engine.bn_recalibration`); 0 keeps ultralytics' running averages.
     """
     root = Path(root).expanduser().resolve()
     started = time.perf_counter()
@@ -53,7 +56,7 @@ def run_demo(root: str | Path, epochs: int = 10, imgsz: int = 128, recordings: t
     report = convert_dataset(raw, root / "gen1_T2")
     LOGGER.info(f"converted: {report.data_yaml} ({time.perf_counter() - started:.0f} s so far)")
 
-    recipe = {k: v for k, v in DEMO_TRAINING.items() if k != "model"}
+    recipe = {**{k: v for k, v in DEMO_TRAINING.items() if k != "model"}, "bn_recalibrate": bn_recalibrate}
     model = SpikeYOLO(DEMO_TRAINING["model"])
     model.train(data=str(report.data_yaml), epochs=epochs, imgsz=imgsz, project=str(root), name="train",
                 exist_ok=True, **recipe)

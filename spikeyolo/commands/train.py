@@ -23,7 +23,7 @@ from .arguments import UsageError, parse_arguments
 from .mode import Mode
 from .reporting import print_metrics
 
-EXTRA_KEYS = ("criterion",)
+EXTRA_KEYS = ("criterion", "bn_recalibrate")
 
 USAGE = """usage: {prog} [key=value ...]   (any ultralytics train key: https://docs.ultralytics.com/usage/cfg/)
 

@@ -7,6 +7,8 @@ and writes ``firing_rates.json`` into the run directory.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ultralytics.data.utils import check_det_dataset
 
 from ..analysis import energy_report, val_with_firing_rates
@@ -23,15 +25,21 @@ USAGE = """usage: {prog} model=best.pt [key=value ...]   (any ultralytics val ke
   {prog} model=best.pt data=data.yaml        # mAP50, mAP50-95 and every neuron's firing rate
   {prog} model=best.pt spike_driven=True     # every synapse on binary spikes, verified
   {prog} model=best.pt amp=bf16              # bfloat16 autocast (fp32, exact, by default)
+  {prog} model=best.pt bn_recalibrate=8      # BatchNorm statistics from 8 training batches first
   {prog} model=best.pt energy=True [energy_preset=fp32|fp16|int8 first_layer=mac|template]
 
 Writes firing_rates.json into the run directory; energy=True adds energy.json, energy.csv,
-firing_rates.png and energy.png (synaptic operations and energy at imgsz)."""
+firing_rates.png and energy.png (synaptic operations and energy at imgsz). bn_recalibrate=N
+recomputes every BatchNorm's statistics on N batches of the training split with the final weights
+(for checkpoints of short runs, whose running statistics lag the weights)."""
+
+# what a user looks at after a run, if the run wrote it
+PICTURES = ("val_batch0_pred.jpg", "firing_rates.png", "energy.png")
 
 
 def val(argv: list[str]) -> int:
     """Evaluate a checkpoint: mAP, firing-rate table and, with ``energy=True``, the energy report."""
-    args = parse_arguments(argv, extra_keys=("energy", "spike_driven", *ENERGY_KEYS))
+    args = parse_arguments(argv, extra_keys=("energy", "spike_driven", "bn_recalibrate", *ENERGY_KEYS))
     energy = pop_energy_options(args) if args.pop("energy", False) else None
     if "model" not in args:
         raise UsageError("give the checkpoint to evaluate: model=path/to/best.pt")
@@ -49,6 +57,8 @@ def val(argv: list[str]) -> int:
         print(report.format_table())
         report.save(metrics.save_dir)
         print(f"energy: {metrics.save_dir}/energy.json, energy.csv, firing_rates.png, energy.png")
+    if shown := [str(Path(metrics.save_dir) / name) for name in PICTURES if (Path(metrics.save_dir) / name).exists()]:
+        print("look at: " + "  ".join(shown))
     return 0
 
 

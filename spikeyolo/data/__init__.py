@@ -4,6 +4,6 @@
 `default_dataset` returns the cached default copy of it, generating it on first use.
 """
 
-from .synthetic import DEFAULT_CLASSES, SUPPORTED_SHAPES, default_dataset, generate_dataset
+from .synthetic import DEFAULT_CLASSES, DIFFICULTIES, SUPPORTED_SHAPES, Difficulty, default_dataset, generate_dataset
 
-__all__ = ["DEFAULT_CLASSES", "SUPPORTED_SHAPES", "default_dataset", "generate_dataset"]
+__all__ = ["DEFAULT_CLASSES", "DIFFICULTIES", "SUPPORTED_SHAPES", "Difficulty", "default_dataset", "generate_dataset"]

@@ -1,9 +1,15 @@
 """Synthetic shapes detection dataset, the default training data bundled with spikeyolo.
 
-Each image shows 1-6 filled shapes (circle, rectangle, triangle, cross, ...) of random colour, size,
-aspect ratio and rotation on a cluttered, textured background. Classes differ by form only: colours
-are drawn per object, so a detector has to learn shape. The dataset is written in the
-ultralytics/YOLO layout::
+Each image shows filled shapes (circle, rectangle, triangle, cross, ...) of random colour, size,
+aspect ratio and rotation on a textured background. Classes differ by form only: colours are drawn
+per object, so a detector has to learn shape. Two named difficulties (:data:`DIFFICULTIES`):
+
+* ``"easy"`` (the bundled default, what ``make demo`` trains on): 1-3 objects of at least 25 % of
+  the image side on a smooth background, little sensor noise;
+* ``"hard"``: 1-6 objects down to 8 % of the side on a cluttered background (soft blobs and thin
+  lines a detector must learn to ignore), more noise; ``bench/learning.py`` measures on both.
+
+The dataset is written in the ultralytics/YOLO layout::
 
     <root>/data.yaml
     <root>/images/{train,val}/000000.jpg ...
@@ -28,7 +34,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,23 +43,52 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-__all__ = ["DEFAULT_CLASSES", "SUPPORTED_SHAPES", "default_dataset", "generate_dataset"]
+__all__ = ["DEFAULT_CLASSES", "DIFFICULTIES", "SUPPORTED_SHAPES", "Difficulty", "default_dataset", "generate_dataset"]
 
 # Bump whenever rendering changes, so cached default datasets from older code are not reused.
 GENERATOR_VERSION = 1
 
 DEFAULT_CLASSES: tuple[str, ...] = ("circle", "rectangle", "triangle", "cross")
 
-# Parameters of the dataset returned by default_dataset().
-_DEFAULT_SETTINGS: dict[str, Any] = {"n_train": 400, "n_val": 100, "imgsz": 128, "seed": 0, "classes": DEFAULT_CLASSES}
+
+@dataclass(frozen=True)
+class Difficulty:
+    """What makes the images hard to read.
+
+    Attributes:
+        clutter: draw soft blobs and thin lines over the background (distractors with edges).
+        min_size_fraction: smallest object extent (longer box side) relative to the image side;
+            sizes are log-uniform up to half the side.
+        max_objects: each image gets 1..max_objects objects (fewer when placements fail).
+        max_noise: standard deviation of the Gaussian sensor noise is drawn from [max_noise / 4, max_noise].
+    """
+
+    clutter: bool
+    min_size_fraction: float
+    max_objects: int
+    max_noise: float
+
+
+# easy: smooth backgrounds and large objects, what SpikeYOLO-n learns to detect within the six minutes of
+# `make demo` (bench/demo_variants.py: with objects down to 15 %, up to 4 of them, the same 20-epoch run
+# reached mAP50 0.26 against 0.29). hard: clutter and small objects, for bench/learning.py.
+DIFFICULTIES: dict[str, Difficulty] = {
+    "easy": Difficulty(clutter=False, min_size_fraction=0.25, max_objects=3, max_noise=4.0),
+    "hard": Difficulty(clutter=True, min_size_fraction=0.08, max_objects=6, max_noise=8.0),
+}
+
+# Parameters of the dataset returned by default_dataset(), the data of `make demo`. Three classes of
+# distinct outline: after 11 epochs of the demo recipe (bench/demo_variants.py, docs/training.md)
+# rectangles (mAP50 0.19) and triangles (0.20-0.26) were the worst-detected shapes, stars 0.62.
+_DEFAULT_SETTINGS: dict[str, Any] = {
+    "n_train": 400, "n_val": 100, "imgsz": 128, "seed": 0, "classes": ("circle", "cross", "star"), "difficulty": "easy",
+}
 
 _SPLITS = ("train", "val")
 _MARKER = ".complete"
 _JPEG_QUALITY = 95
 
-_MAX_OBJECTS = 6
-_MIN_SIZE_FRACTION = 0.08  # object extent (longer bbox side) relative to the image side
-_MAX_SIZE_FRACTION = 0.5
+_MAX_SIZE_FRACTION = 0.5  # object extent (longer bbox side) relative to the image side
 _MIN_SIZE_PX = 6.0  # below this a shape's form is no longer recognisable
 _MAX_OUTSIDE_FRACTION = 0.15  # how far an object's box may stick out of the frame, per side
 _PLACEMENT_TRIES = 10
@@ -132,7 +167,7 @@ _SHAPES: dict[str, _ShapeSpec] = {
 SUPPORTED_SHAPES: tuple[str, ...] = tuple(_SHAPES)
 
 
-def _place(spec: _ShapeSpec, rng: np.random.Generator, imgsz: int) -> list[_Part]:
+def _place(spec: _ShapeSpec, rng: np.random.Generator, imgsz: int, min_size_fraction: float) -> list[_Part]:
     """Stretch, rotate, scale and position a random instance of a shape, in pixel coordinates."""
     parts = spec.outline(rng)
     stretch = np.array([1.0, rng.uniform(spec.min_aspect, 1.0)])
@@ -143,7 +178,7 @@ def _place(spec: _ShapeSpec, rng: np.random.Generator, imgsz: int) -> list[_Part
     everything = np.concatenate([points for points, _ in parts])
     lo, hi = everything.min(axis=0), everything.max(axis=0)
     # Log-uniform so small objects are as common as large ones.
-    min_px = max(_MIN_SIZE_FRACTION * imgsz, _MIN_SIZE_PX)
+    min_px = max(min_size_fraction * imgsz, _MIN_SIZE_PX)
     size_px = math.exp(rng.uniform(math.log(min_px), math.log(_MAX_SIZE_FRACTION * imgsz)))
     scale = size_px / float((hi - lo).max())
     box = (hi - lo) * scale
@@ -167,8 +202,8 @@ def _rasterize(parts: list[_Part], imgsz: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _background(rng: np.random.Generator, imgsz: int) -> np.ndarray:
-    """Textured, cluttered background, (imgsz, imgsz, 3) float32 BGR in [0, 255]."""
+def _background(rng: np.random.Generator, imgsz: int, clutter: bool) -> np.ndarray:
+    """Textured background, with blobs and lines if ``clutter``; (imgsz, imgsz, 3) float32 BGR in [0, 255]."""
     yy, xx = np.mgrid[0:imgsz, 0:imgsz].astype(np.float32)
     theta = rng.uniform(0.0, 2.0 * np.pi)
     ramp = xx * np.cos(theta) + yy * np.sin(theta)
@@ -181,6 +216,8 @@ def _background(rng: np.random.Generator, imgsz: int) -> np.ndarray:
     texture = rng.normal(0.0, 1.0, (cells, cells, 3)).astype(np.float32)
     image += cv2.resize(texture, (imgsz, imgsz), interpolation=cv2.INTER_CUBIC) * rng.uniform(5.0, 30.0)
     image = np.clip(image, 0, 255).astype(np.uint8)
+    if not clutter:
+        return image.astype(np.float32)
 
     # Soft blobs: blurred ellipses, so they read as stains rather than as crisp circles.
     n_blobs = int(rng.integers(0, 5))
@@ -219,7 +256,7 @@ def _contrasting_colour(rng: np.random.Generator, underneath: np.ndarray) -> np.
 
 
 def _draw_objects(
-    canvas: np.ndarray, rng: np.random.Generator, classes: Sequence[str], n_objects: int
+    canvas: np.ndarray, rng: np.random.Generator, classes: Sequence[str], n_objects: int, min_size_fraction: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw up to `n_objects` random shapes onto `canvas` and label their visible parts.
 
@@ -228,6 +265,7 @@ def _draw_objects(
         rng: source of all randomness.
         classes: shape names; an object's class id is its index in this sequence.
         n_objects: objects to attempt; one is skipped when no placement keeps earlier objects visible enough.
+        min_size_fraction: smallest object extent relative to the image side.
 
     Returns:
         The image with the objects, (H, W, 3) float32, and labels, (N, 5) float64 rows of
@@ -244,7 +282,7 @@ def _draw_objects(
         class_id = int(rng.integers(len(classes)))
         spec = _SHAPES[classes[class_id]]
         for _ in range(_PLACEMENT_TRIES):
-            coverage = _rasterize(_place(spec, rng, imgsz), imgsz)
+            coverage = _rasterize(_place(spec, rng, imgsz, min_size_fraction), imgsz)
             covered = coverage >= _COVER_THRESHOLD
             n_covered = int(covered.sum())
             if n_covered >= _MIN_OBJECT_PIXELS and all(
@@ -281,12 +319,16 @@ def _draw_objects(
     return image, labels
 
 
-def _render_sample(rng: np.random.Generator, imgsz: int, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _render_sample(
+    rng: np.random.Generator, imgsz: int, classes: Sequence[str], difficulty: Difficulty
+) -> tuple[np.ndarray, np.ndarray]:
     """One image, (imgsz, imgsz, 3) uint8 BGR, and its labels, (N, 5) float64 (see _draw_objects)."""
-    canvas = _background(rng, imgsz)
-    image, labels = _draw_objects(canvas, rng, classes, int(rng.integers(1, _MAX_OBJECTS + 1)))
+    canvas = _background(rng, imgsz, difficulty.clutter)
+    n_objects = int(rng.integers(1, difficulty.max_objects + 1))
+    image, labels = _draw_objects(canvas, rng, classes, n_objects, difficulty.min_size_fraction)
     # Sensor-like noise and occasional softness over everything, objects included.
-    image += rng.normal(0.0, rng.uniform(2.0, 8.0), image.shape).astype(np.float32)
+    noise = rng.uniform(difficulty.max_noise / 4, difficulty.max_noise)
+    image += rng.normal(0.0, noise, image.shape).astype(np.float32)
     if rng.random() < 0.3:
         image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(0.3, 0.8)))
     return np.clip(np.round(image), 0, 255).astype(np.uint8), labels
@@ -301,7 +343,9 @@ def _format_labels(labels: np.ndarray) -> str:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _validated_params(n_train: int, n_val: int, imgsz: int, seed: int, classes: Sequence[str]) -> dict[str, Any]:
+def _validated_params(
+    n_train: int, n_val: int, imgsz: int, seed: int, classes: Sequence[str], difficulty: str | Difficulty
+) -> dict[str, Any]:
     """The generation parameters as a JSON-compatible dict; raises ValueError on bad input."""
     # operator.index rejects floats such as 2.5 (TypeError) instead of silently truncating them.
     n_train, n_val, imgsz, seed = (operator.index(v) for v in (n_train, n_val, imgsz, seed))
@@ -323,6 +367,13 @@ def _validated_params(n_train: int, n_val: int, imgsz: int, seed: int, classes: 
         raise ValueError(f"unknown shape(s) {unknown}; supported shapes are {list(SUPPORTED_SHAPES)}")
     if len(set(names)) != len(names):
         raise ValueError(f"classes must not repeat a shape, got {names}")
+    if isinstance(difficulty, str):
+        if difficulty not in DIFFICULTIES:
+            raise ValueError(f"unknown difficulty {difficulty!r}; choose one of {list(DIFFICULTIES)}")
+        difficulty = DIFFICULTIES[difficulty]
+    if not (0 < difficulty.min_size_fraction <= _MAX_SIZE_FRACTION and difficulty.max_objects >= 1
+            and difficulty.max_noise >= 0):
+        raise ValueError(f"difficulty out of range: {difficulty}")
     return {
         "generator_version": GENERATOR_VERSION,
         "n_train": n_train,
@@ -330,6 +381,7 @@ def _validated_params(n_train: int, n_val: int, imgsz: int, seed: int, classes: 
         "imgsz": imgsz,
         "seed": seed,
         "classes": names,
+        "difficulty": asdict(difficulty),  # by value: a name and the same settings give the same dataset
     }
 
 
@@ -371,7 +423,7 @@ def _write_contents(directory: Path, root: Path, params: dict[str, Any], progres
             label_dir.mkdir(parents=True)
             for index in range(counts[split]):
                 rng = np.random.default_rng([params["seed"], split_index, index])
-                image, labels = _render_sample(rng, params["imgsz"], params["classes"])
+                image, labels = _render_sample(rng, params["imgsz"], params["classes"], Difficulty(**params["difficulty"]))
                 image_file = image_dir / f"{index:06d}.jpg"
                 if not cv2.imwrite(str(image_file), image, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY]):
                     raise OSError(f"could not write {image_file}")
@@ -419,6 +471,7 @@ def generate_dataset(
     imgsz: int = 128,
     seed: int = 0,
     classes: Sequence[str] = DEFAULT_CLASSES,
+    difficulty: str | Difficulty = "easy",
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
@@ -431,6 +484,7 @@ def generate_dataset(
         imgsz: image side in pixels (images are square), a multiple of 32 and >= 64.
         seed: non-negative seed; the same parameters and seed give identical files.
         classes: shape names, see SUPPORTED_SHAPES; class id ``i`` is ``classes[i]``.
+        difficulty: a name of :data:`DIFFICULTIES` (``"easy"`` or ``"hard"``) or a :class:`Difficulty`.
         overwrite: replace `root` (deleting its contents) if it holds anything other than a
             finished dataset with exactly these parameters.
         progress: show a tqdm progress bar on stderr.
@@ -442,7 +496,7 @@ def generate_dataset(
         ValueError: if a parameter is out of range.
         FileExistsError: if `root` is non-empty but not this dataset and `overwrite` is False.
     """
-    params = _validated_params(n_train, n_val, imgsz, seed, classes)
+    params = _validated_params(n_train, n_val, imgsz, seed, classes, difficulty)
     root = Path(root).expanduser().resolve()
     if _is_complete(root, params):
         _repoint_if_moved(root, params["classes"])
@@ -468,7 +522,7 @@ def generate_dataset(
 
 
 def default_dataset(cache_dir: str | Path | None = None) -> Path:
-    """The bundled default dataset (400 train / 100 val images, 128 px, 4 classes), generated on first use.
+    """The bundled default dataset (400 train / 100 val images, 128 px, easy, circle / cross / star), generated on first use.
 
     Args:
         cache_dir: cache root; defaults to ``$SPIKEYOLO_CACHE_DIR`` or else ``~/.cache/spikeyolo``.

@@ -22,6 +22,7 @@ from ..nn.model import SpikeDetectionModel
 from ..nn.neuron import ILIF
 from ..nn.precision import model_precision
 from ..spike.driven import spike_driven as spike_driven_mode
+from .bn_recalibration import recalibrate_for_validation, recalibrating_epochs
 from .event_trainer import EventDetectionTrainer
 from .event_validator import EventValidator
 from .trainer import SpikeDetectionTrainer
@@ -104,7 +105,7 @@ class SpikeYOLO(Model):
         self.overrides["model"], self.overrides["task"] = weights, "detect"
         self.model_name = weights
 
-    def train(self, trainer=None, criterion: str | None = None, **kwargs):
+    def train(self, trainer=None, criterion: str | None = None, bn_recalibrate: int = 0, **kwargs):
         """ultralytics training. Event data (a dataset YAML with an ``events`` block) trains with
         :class:`~spikeyolo.engine.event_trainer.EventDetectionTrainer`, under the YAML's ``hyp`` defaults.
 
@@ -114,6 +115,10 @@ class SpikeYOLO(Model):
         trainer as a model override and is saved in the checkpoint's model config: a resumed run
         keeps the checkpoint's, and a value given with ``resume`` is ignored, as ultralytics ignores
         changed arguments there.
+
+        ``bn_recalibrate=N`` recalibrates the EMA model's BatchNorm statistics on N training batches
+        at the end of every epoch, before its validation (see :mod:`spikeyolo.engine.bn_recalibration`);
+        a callback, not a training argument, so a resumed run recalibrates only if given it again.
 
         Raises:
             ValueError: ``criterion`` is not an allowed value (before anything is built).
@@ -128,7 +133,8 @@ class SpikeYOLO(Model):
         elif criterion is not None:
             criterion_name({"criterion": criterion})  # a bad value fails here, before a trainer or dataset
             trainer = partial(trainer or self._smart_load("trainer"), model_overrides={"criterion": criterion})
-        return super().train(trainer=trainer, **kwargs)
+        with recalibrating_epochs(self, bn_recalibrate, kwargs.get("device")):
+            return super().train(trainer=trainer, **kwargs)
 
     def _precision(self, amp) -> contextlib.AbstractContextManager:
         """The model at precision ``amp`` (``"fp32"``, ``"bf16"``, ``"fp16"``) for one call; ``None``: as it is."""
@@ -138,15 +144,20 @@ class SpikeYOLO(Model):
             raise ValueError(f"amp={amp!r} applies to PyTorch models; this one is an exported '{self.model}'")
         return model_precision(self.model, amp)
 
-    def val(self, validator=None, spike_driven: bool = False, amp: str | None = None, **kwargs):
+    def val(self, validator=None, spike_driven: bool = False, amp: str | None = None, bn_recalibrate: int = 0,
+            **kwargs):
         """ultralytics validation; ``spike_driven=True`` runs every synapse on binary spikes.
 
         The spike-driven run also records which convolutions were verified to see only 0 and 1:
         ``self.spike_ledger.checked`` (conv path → verified forward calls). ``amp="bf16"`` (or
         ``"fp16"`` on CUDA) runs the forward passes under autocast, ``"fp32"`` exactly; by default
         the model's own ``precision``. Event data validates with
-        :class:`~spikeyolo.engine.event_validator.EventValidator`.
+        :class:`~spikeyolo.engine.event_validator.EventValidator`. ``bn_recalibrate=N`` first
+        recalibrates the model's BatchNorm statistics in place on N batches of the dataset's training
+        split (:func:`~spikeyolo.engine.bn_recalibration.recalibrate_for_validation`).
         """
+        if bn_recalibrate:
+            recalibrate_for_validation(self.model, {**self.overrides, **kwargs}, bn_recalibrate)
         if validator is None and is_event_data(kwargs.get("data") or self.overrides.get("data")):
             validator = EventValidator
         with self._precision(amp):

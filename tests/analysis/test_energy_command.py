@@ -57,11 +57,14 @@ def test_energy_on_an_image_folder(checkpoint, val_images, tmp_path, capsys):
 
 
 def test_test_py_energy_reports_map_rates_and_energy(checkpoint, tiny_data, tmp_path, capsys):
-    code = run_script("val", "test.py", [f"model={checkpoint}", f"data={tiny_data}", "imgsz=64", "batch=8", "plots=False",
+    code = run_script("val", "test.py", [f"model={checkpoint}", f"data={tiny_data}", "imgsz=64", "batch=8",
                     "energy=True", "energy_preset=int8", f"project={tmp_path}", "name=val"])
     assert code == 0
     out = capsys.readouterr().out
     assert "mAP50" in out and "int8: E_MAC 0.23 pJ, E_AC 0.03 pJ" in out
+    pictures = [tmp_path / "val" / name for name in ("val_batch0_pred.jpg", "firing_rates.png", "energy.png")]
+    assert out.rstrip().splitlines()[-1] == "look at: " + "  ".join(map(str, pictures))  # the run's last word
+    assert all(p.is_file() for p in pictures)
     totals = json.loads((tmp_path / "val" / "energy.json").read_text())["totals"]
     assert totals["preset"] == "int8" and totals["e_ann_mj"] == pytest.approx(0.23 * totals["macs"] / 1e9)
     assert (tmp_path / "val" / "firing_rates.json").is_file() and (tmp_path / "val" / "energy.png").is_file()

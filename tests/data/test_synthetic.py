@@ -14,7 +14,7 @@ import yaml
 
 from spikeyolo.data import synthetic
 from spikeyolo.commands.cli import main
-from spikeyolo.data.synthetic import DEFAULT_CLASSES, SUPPORTED_SHAPES, default_dataset, generate_dataset
+from spikeyolo.data.synthetic import DEFAULT_CLASSES, DIFFICULTIES, SUPPORTED_SHAPES, Difficulty, default_dataset, generate_dataset
 
 SMALL = {"n_train": 12, "n_val": 4, "imgsz": 64, "progress": False}
 LABEL_LINE = re.compile(r"^\d+( (0|1)\.\d{6}){4}$")
@@ -83,7 +83,8 @@ def test_box_is_tight_around_the_drawn_shape(shape: str) -> None:
     imgsz, grey = 64, 128.0
     for seed in range(10):
         canvas = np.full((imgsz, imgsz, 3), grey, dtype=np.float32)
-        image, labels = synthetic._draw_objects(canvas, np.random.default_rng(seed), [shape], n_objects=1)
+        image, labels = synthetic._draw_objects(canvas, np.random.default_rng(seed), [shape], n_objects=1,
+                                                min_size_fraction=0.08)
         assert labels.shape == (1, 5)
         _, cx, cy, w, h = labels[0] * [1, imgsz, imgsz, imgsz, imgsz]
         label_box = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
@@ -101,7 +102,8 @@ def test_occluded_objects_stay_mostly_visible() -> None:
     imgsz = 64
     for seed in range(10):
         canvas = np.full((imgsz, imgsz, 3), 128.0, dtype=np.float32)
-        _, labels = synthetic._draw_objects(canvas, np.random.default_rng(seed), DEFAULT_CLASSES, n_objects=6)
+        _, labels = synthetic._draw_objects(canvas, np.random.default_rng(seed), DEFAULT_CLASSES, n_objects=6,
+                                            min_size_fraction=0.08)
         assert 1 <= len(labels) <= 6
         assert (labels[:, 3:] > 0).all()
 
@@ -123,6 +125,38 @@ def test_every_class_appears(tmp_path: Path) -> None:
         assert _labels(root, split)
     classes = np.concatenate([lb[:, 0] for lb in _labels(root, "train")]).astype(int)
     assert set(classes) == set(range(len(DEFAULT_CLASSES)))
+
+
+def test_difficulty_sets_object_count_and_size(tmp_path: Path) -> None:
+    """The last object drawn is never occluded: its box spans its size, less what may stick out of the frame."""
+    smallest = {}
+    for name, difficulty in DIFFICULTIES.items():
+        root = generate_dataset(tmp_path / name, n_train=30, n_val=1, imgsz=64, difficulty=name, progress=False).parent
+        labels = _labels(root, "train")
+        assert max(len(lb) for lb in labels) == difficulty.max_objects
+        smallest[name] = min(lb[-1, 3:].max() for lb in labels)
+    easy = DIFFICULTIES["easy"].min_size_fraction
+    assert smallest["easy"] >= (1 - 2 * synthetic._MAX_OUTSIDE_FRACTION) * easy - 1 / 64
+    assert smallest["hard"] < easy
+
+
+def test_only_hard_backgrounds_are_cluttered() -> None:
+    """Blobs and thin lines make steps between neighbouring pixels; the smooth background has none."""
+
+    def steepest(clutter: bool, seed: int) -> float:
+        image = synthetic._background(np.random.default_rng(seed), 64, clutter)
+        return max(np.abs(np.diff(image, axis=0)).max(), np.abs(np.diff(image, axis=1)).max())
+
+    assert max(steepest(False, seed) for seed in range(20)) < 20
+    assert max(steepest(True, seed) for seed in range(20)) > 60
+
+
+def test_a_difficulty_by_name_or_by_value_is_the_same_dataset(tmp_path: Path) -> None:
+    data_yaml = generate_dataset(tmp_path / "ds", difficulty="hard", **SMALL)
+    same = Difficulty(**vars(DIFFICULTIES["hard"]))
+    assert generate_dataset(tmp_path / "ds", difficulty=same, **SMALL) == data_yaml  # reused, not refused
+    with pytest.raises(FileExistsError):
+        generate_dataset(tmp_path / "ds", difficulty="easy", **SMALL)
 
 
 def test_custom_classes(tmp_path: Path) -> None:
@@ -200,6 +234,8 @@ def test_interrupted_generation_leaves_nothing(tmp_path: Path, monkeypatch: pyte
         ({"classes": ["circle", "hexagon"]}, "hexagon"),
         ({"classes": "circle"}, "sequence"),
         ({"classes": ["circle", "circle"]}, "repeat"),
+        ({"difficulty": "medium"}, "medium"),
+        ({"difficulty": Difficulty(clutter=False, min_size_fraction=0.0, max_objects=2, max_noise=1.0)}, "range"),
     ],
 )
 def test_invalid_parameters(tmp_path: Path, kwargs: dict, message: str) -> None:
@@ -237,6 +273,9 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     data_yaml = (tmp_path / "ds" / "data.yaml").resolve()
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(data_yaml)
     assert yaml.safe_load(data_yaml.read_text())["names"] == {0: "circle", 1: "star"}
+    assert main(["synth", f"out={tmp_path / 'hard'}", "n_train=2", "n_val=1", "imgsz=64", "difficulty=hard"]) == 0
+    marker = json.loads((tmp_path / "hard" / ".complete").read_text())
+    assert marker["difficulty"] == vars(DIFFICULTIES["hard"])
     assert main(["synth", f"out={tmp_path / 'bad'}", "imgsz=50"]) == 2
     assert "spikeyolo synth: error: " in capsys.readouterr().err and not (tmp_path / "bad").exists()
     assert main(["synth", f"out={tmp_path / 'ds'}", "n_train=3"]) == 2  # another dataset there: refused, kept
