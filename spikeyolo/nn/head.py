@@ -12,7 +12,7 @@ from ultralytics.utils.tal import make_anchors
 
 from .conv import SpikeConv, SpikeConvWithoutBN
 from .spiking_block import Operation, OperationCounter
-from .temporal import channels_last_grad
+from .temporal import layout_grad
 
 
 class SpikeDetect(Detect):
@@ -60,7 +60,7 @@ class SpikeDetect(Detect):
         # under autocast the branches run in bf16/fp16; the loss and the decoding read maps in the weights' dtype
         dtype = self.dfl.conv.weight.dtype
         maps = [
-            torch.cat((channels_last_grad(box_head[i](x[i])).mean(0), channels_last_grad(cls_head[i](x[i])).mean(0)), 1)
+            torch.cat((layout_grad(box_head[i](x[i])).mean(0), layout_grad(cls_head[i](x[i])).mean(0)), 1)
             .to(dtype)
             for i in range(self.nl)
         ]

@@ -17,6 +17,7 @@ from .criterion import ReferenceDetectionLoss, criterion_name
 from .fuse import fuse_spiking_modules, is_fused
 from .head import SpikeDetect
 from .init import DEFAULT_INIT, apply_init
+from .layout import lay_out
 from .neuron import ILIF
 from .parse import parse_model
 from .precision import autocast_for, check_precision
@@ -75,10 +76,18 @@ class SpikeDetectionModel(DetectionModel):
         for m in self.modules():
             if isinstance(m, ILIF):
                 m.carry_state = False  # reset after every forward anyway (see _predict_once)
-        self.to(memory_format=torch.channels_last)  # see MS_GetT: keeps every conv on the fast layout
+        lay_out(self)  # the device's layout (spikeyolo.nn.layout), as MS_GetT lays out the activations
         if verbose:
             self.info()
             LOGGER.info("")
+
+    def _apply(self, fn):
+        """Stock (``.to``, ``.cuda()``, ``.half()``...), then the weights laid out for the device they are now on.
+
+        A convolution runs channels-last when its weight is, whatever its input, so weights built
+        on the CPU would otherwise keep the CPU's layout on another device (see :mod:`.layout`).
+        """
+        return lay_out(super()._apply(fn))
 
     def _probe_strides(self, ch: int, size: int = 256) -> torch.Tensor:
         """Strides of the pyramid levels from a no-grad forward of zeros (BN statistics untouched)."""
@@ -127,7 +136,7 @@ class SpikeDetectionModel(DetectionModel):
         """
         if not self.is_fused():
             fuse_spiking_modules(self)
-            self.to(memory_format=torch.channels_last)  # the folded convolutions are new tensors
+            lay_out(self)  # the folded convolutions are new tensors
             self.info(verbose=verbose, imgsz=imgsz)
         return self
 

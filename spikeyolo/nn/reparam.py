@@ -22,7 +22,8 @@ import torch
 from torch import nn
 from ultralytics.utils.torch_utils import fuse_conv_and_bn
 
-from .temporal import channels_last_grad
+from .layout import memory_format
+from .temporal import layout_grad
 
 
 def _bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,10 +96,11 @@ class BNAndPadLayer(nn.Module):
         if p <= 0:
             return y
         n, c, h, w = y.shape
-        layout = torch.channels_last if y.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        device_layout = memory_format(y.device)
+        layout = device_layout if y.is_contiguous(memory_format=device_layout) else torch.contiguous_format
         border = self.border_value().to(y.dtype).view(1, c, 1, 1)
         out = border.expand(n, c, h + 2 * p, w + 2 * p).contiguous(memory_format=layout)  # F.pad would drop the layout
-        out[:, :, p:-p, p:-p] = channels_last_grad(y) if layout is torch.channels_last else y  # its grad: a slice
+        out[:, :, p:-p, p:-p] = layout_grad(y) if layout is device_layout else y  # its grad: a slice
         return out
 
 

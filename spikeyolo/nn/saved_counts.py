@@ -5,7 +5,9 @@ Those counts are integers 0..D, so they are kept as ``uint8`` (1 byte per elemen
 and turned back into the exact same floats when backward needs them; nothing else changes.
 The conversion is spikingjelly's ``memopt.Uint8SpikeCompressor``; spikingjelly applies its
 compressors only to the input of a recomputed ``memopt.checkpoint`` segment, so choosing which
-saved tensors are counts (a mark on the neuron's output) is done here.
+saved tensors are counts (a mark on the neuron's output) is done here. Kept on CUDA too: on one H200
+(bench/gpu.py, SpikeYOLO-s, batch 16, 640 px, fp32) bytes need 11.6 GiB against 15.7 for float
+counts, for 5 % more step time (159.2 against 151.4 ms).
 """
 
 from __future__ import annotations

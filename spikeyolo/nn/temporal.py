@@ -6,13 +6,16 @@ from collections.abc import Callable
 
 import torch
 
+from .layout import memory_format
+
 
 def merge_time(x: torch.Tensor) -> torch.Tensor:
     """``[T, B, C, H, W]`` → ``[T·B, C, H, W]`` as a view (no copy).
 
     A channels-last single frame (``T·B = 1``) gets the canonical batch stride ``C·H·W``: its
     view-derived stride is arbitrary, and torch then calls an ``N = 1`` tensor channels-first,
-    so upsampling, pooling, concatenation and BatchNorm would switch to the slow layout.
+    so upsampling, pooling, concatenation and BatchNorm would switch to the slow layout. (A repair
+    of channels-last strides, not a choice of layout: a channels-first frame is left as it is.)
     """
     y = x.flatten(0, 1)
     if torch.jit.is_tracing() or torch.compiler.is_compiling():  # graphs (ONNX, TorchScript, inductor) choose their own layout
@@ -39,17 +42,17 @@ def over_time(layer: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) ->
 
 
 def cat_channels(xs: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """Concatenate ``[T, B, C_i, H, W]`` tensors along channels, keeping the channels-last layout.
+    """Concatenate ``[T, B, C_i, H, W]`` tensors along channels, keeping their per-frame layout.
 
     ``torch.cat`` on dim 2 of the 5-D tensors returns a channels-first result (torch has no
     channels-last notion for this 5-D shape), which every following convolution would copy back.
     """
-    y = torch.cat([merge_time(channels_last_grad(x)) for x in xs], 1)  # each input's grad: a channel slice
+    y = torch.cat([merge_time(layout_grad(x)) for x in xs], 1)  # each input's grad: a channel slice
     return y.view(xs[0].shape[0], xs[0].shape[1], *y.shape[1:])
 
 
-class _ChannelsLastGrad(torch.autograd.Function):
-    """Identity forward; backward hands on the gradient laid out channels-last (per frame for 5-D)."""
+class _LayoutGrad(torch.autograd.Function):
+    """Identity forward; backward hands on the gradient in the device's layout (per frame for 5-D)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
@@ -57,15 +60,15 @@ class _ChannelsLastGrad(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        frames = (grad if grad.dim() == 4 else grad.reshape(-1, *grad.shape[2:])).contiguous(memory_format=torch.channels_last)
-        return frames.view(grad.shape)
+        frames = grad if grad.dim() == 4 else grad.reshape(-1, *grad.shape[2:])
+        return frames.contiguous(memory_format=memory_format(grad.device)).view(grad.shape)
 
 
-def channels_last_grad(x: torch.Tensor) -> torch.Tensor:
-    """``x [T, B, C, H, W]`` (or ``[N, C, H, W]``) unchanged, but its gradient is made channels-last.
+def layout_grad(x: torch.Tensor) -> torch.Tensor:
+    """``x [T, B, C, H, W]`` (or ``[N, C, H, W]``) unchanged; its gradient gets the device's layout (:mod:`.layout`).
 
     Gradients from the loss arrive channels-first (and T-expanded by the mean over time), those of
     a padded copy's interior are strided slices; left so, every convolution and BatchNorm backward
-    below would run its slow mixed-layout path (BN backward about 4x slower).
+    below would run its slow mixed-layout path (BN backward about 4x slower on CPU, channels-last).
     """
-    return _ChannelsLastGrad.apply(x) if x.requires_grad else x
+    return _LayoutGrad.apply(x) if x.requires_grad else x

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layout import memory_format
+
 
 class MS_GetT(nn.Module):  # noqa: N801 - YAML module name of the reference
     """Images ``[B, C, H, W]`` → ``[T, B, C, H, W]`` by repetition (direct encoding).
@@ -12,10 +14,10 @@ class MS_GetT(nn.Module):  # noqa: N801 - YAML module name of the reference
     Event data that already carries time, ``[B, T, C, H, W]``, is transposed to ``[T, B, C, H, W]``
     instead; ``T`` is then set by the data, not by this layer.
 
-    The output is laid out channels-last per frame (memory ``[T, B, H, W, C]``): every convolution
-    and BatchNorm after it then runs in oneDNN's channels-last kernels (depthwise 7×7 about 4×
-    faster than channels-first on CPU), and element-wise layers keep the layout. Copying the
-    3-channel input costs next to nothing.
+    The output is laid out in the device's format (:mod:`.layout`), channels-last per frame by
+    default (memory ``[T, B, H, W, C]``): every convolution and BatchNorm after it then runs in
+    oneDNN's channels-last kernels (depthwise 7×7 about 4× faster than channels-first on CPU), and
+    element-wise layers keep the layout. Copying the 3-channel input costs next to nothing.
 
     Args:
         in_channels: input channels (kept for the YAML signature ``[c_out, T]``).
@@ -37,7 +39,7 @@ class MS_GetT(nn.Module):  # noqa: N801 - YAML module name of the reference
             frames = x.unsqueeze(0).expand(self.T, *x.shape)
         else:
             raise ValueError(f"SpikeYOLO expects images [B, C, H, W] or event frames [B, T, C, H, W], got {list(x.shape)}")
-        merged = frames.reshape(-1, *frames.shape[2:]).contiguous(memory_format=torch.channels_last)
+        merged = frames.reshape(-1, *frames.shape[2:]).contiguous(memory_format=memory_format(frames.device))
         return merged.view(frames.shape)
 
     def extra_repr(self) -> str:
