@@ -128,6 +128,11 @@ def plot(out: Path, path: Path, settings: dict) -> None:
     ax.set(xlabel="epoch", ylabel="mAP50-95 (val)",
            title=f"{s['n_train']} images, {s['imgsz']} px, batch {s['batch']}, {s['optimizer']} lr0 {s['lr0']}, lrf {s['lrf']}, "
                  f"warm-up {s['warmup_epochs']:g}, nbs {s['nbs']}, mosaic {s['mosaic']:g}")
+    save_plot(fig, ax, path)
+
+
+def save_plot(fig, ax, path: Path) -> None:
+    """The benches' plot style (small title, light grid, legend), written to ``path``."""
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

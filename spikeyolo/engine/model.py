@@ -17,7 +17,7 @@ from ..checkpoints import is_reference_checkpoint
 from ..checkpoints.restricted import check_globals, own_format_globals, pickle_globals
 from ..checkpoints.convert import import_reference_model
 from ..events.config import is_event_data, training_defaults
-from ..nn.criterion import criterion_name
+from ..nn.criterion import check_spike_budget, criterion_name
 from ..nn.model import SpikeDetectionModel
 from ..nn.neuron import ILIF
 from ..nn.precision import model_precision
@@ -105,7 +105,8 @@ class SpikeYOLO(Model):
         self.overrides["model"], self.overrides["task"] = weights, "detect"
         self.model_name = weights
 
-    def train(self, trainer=None, criterion: str | None = None, bn_recalibrate: int = 0, **kwargs):
+    def train(self, trainer=None, criterion: str | None = None, bn_recalibrate: int = 0,
+              spike_budget: float | None = None, **kwargs):
         """ultralytics training. Event data (a dataset YAML with an ``events`` block) trains with
         :class:`~spikeyolo.engine.event_trainer.EventDetectionTrainer`, under the YAML's ``hyp`` defaults.
 
@@ -116,23 +117,34 @@ class SpikeYOLO(Model):
         keeps the checkpoint's, and a value given with ``resume`` is ignored, as ultralytics ignores
         changed arguments there.
 
+        ``spike_budget=λ`` (≥ 0; see :mod:`spikeyolo.engine.spike_budget`) adds λ × the synaptic
+        operations per image, in thousands per input pixel, to the loss, shown as ``sop_loss``; 0 turns
+        off a checkpoint's. A model key like ``criterion``, with the same rules for checkpoints and
+        ``resume``.
+
         ``bn_recalibrate=N`` recalibrates the EMA model's BatchNorm statistics on N training batches
         at the end of every epoch, before its validation (see :mod:`spikeyolo.engine.bn_recalibration`);
         a callback, not a training argument, so a resumed run recalibrates only if given it again.
 
         Raises:
-            ValueError: ``criterion`` is not an allowed value (before anything is built).
+            ValueError: ``criterion`` is not an allowed value, or ``spike_budget`` is not a non-negative
+                finite number (before anything is built).
         """
         data = kwargs.get("data") or self.overrides.get("data")
         if trainer is None and is_event_data(data):
             trainer = EventDetectionTrainer
             if not kwargs.get("resume"):  # a resumed run keeps its own arguments
                 kwargs = {**training_defaults(data), **kwargs}
-        if criterion is not None and kwargs.get("resume"):
-            LOGGER.warning(f"Resume ignores criterion={criterion!r}: the checkpoint's model config keeps its own.")
-        elif criterion is not None:
-            criterion_name({"criterion": criterion})  # a bad value fails here, before a trainer or dataset
-            trainer = partial(trainer or self._smart_load("trainer"), model_overrides={"criterion": criterion})
+        model_overrides = {"criterion": criterion, "spike_budget": spike_budget}
+        model_overrides = {k: v for k, v in model_overrides.items() if v is not None}
+        criterion_name(model_overrides)  # a bad value fails here, before a trainer or dataset
+        if spike_budget is not None:
+            model_overrides["spike_budget"] = check_spike_budget(spike_budget)
+        if model_overrides and kwargs.get("resume"):
+            given = " ".join(f"{k}={v!r}" for k, v in model_overrides.items())
+            LOGGER.warning(f"Resume ignores {given}: the checkpoint's model config keeps its own.")
+        elif model_overrides:
+            trainer = partial(trainer or self._smart_load("trainer"), model_overrides=model_overrides)
         with recalibrating_epochs(self, bn_recalibrate, kwargs.get("device")):
             return super().train(trainer=trainer, **kwargs)
 

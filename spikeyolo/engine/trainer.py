@@ -25,6 +25,7 @@ from ultralytics.utils.torch_utils import strip_optimizer, torch_distributed_zer
 
 from ..cfg import load_model_yaml
 from ..nn.model import SpikeDetectionModel
+from .spike_budget import SpikeBudgetLoss, install_spike_budget
 
 DDP_TIMEOUT_ENV = "SPIKEYOLO_DDP_TIMEOUT"
 # ultralytics' 3 hours: ranks wait at barriers while global rank 0 alone writes label caches and
@@ -171,7 +172,9 @@ class SpikeDetectionTrainer(DetectionTrainer):
     ultralytics' own bf16 autocast refuses to run on CPU, so with ``amp="bf16"`` the model autocasts
     its forward pass itself (``SpikeDetectionModel.precision``, copied into the EMA and saved with
     the checkpoints) and ultralytics' AMP is switched off for the run (bf16 needs no gradient
-    scaler). Checkpoints still record ``amp: bf16`` in their training arguments.
+    scaler). Checkpoints still record ``amp: bf16`` in their training arguments. A model whose config
+    sets ``spike_budget`` trains, and its EMA validates, with :mod:`spikeyolo.engine.spike_budget`'s
+    criterion, built in ``_setup_train``.
 
     Args:
         cfg, overrides, _callbacks: as ultralytics' ``DetectionTrainer``.
@@ -280,9 +283,10 @@ class SpikeDetectionTrainer(DetectionTrainer):
             self.args.amp = False
         with _cpu_ddp() if self.world_size > 1 and self.device.type == "cpu" else contextlib.nullcontext():
             super()._setup_train()  # builds the model if needed, then the EMA copy of it
-        for model in (self.model, self.ema.ema if self.ema else None):
-            if isinstance(model, nn.Module):
-                unwrap_model(model).precision = self.train_precision  # through a DDP wrapper
+        models = [unwrap_model(m) for m in (self.model, self.ema.ema if self.ema else None) if isinstance(m, nn.Module)]
+        for model in models:
+            model.precision = self.train_precision  # unwrapped: through a DDP wrapper
+        install_spike_budget(*models)  # the EMA's too: its validation losses have the same items
 
     def get_dataloader(self, dataset_path: str, batch_size: int = 16, rank: int = 0, mode: str = "train"):
         """ultralytics' loader; in a distributed run global rank 0 builds the dataset before any other rank.
@@ -321,7 +325,8 @@ class SpikeDetectionTrainer(DetectionTrainer):
 
         ultralytics writes the bytes straight over the old files, so a kill during the write would
         leave a torn last.pt (the one ``resume`` needs) or best.pt. The ``amp`` argument saved is
-        the one the user gave (resume trains in bf16 again).
+        the one the user gave (resume trains in bf16 again). A spike-budget criterion's hooks leave
+        the EMA while ultralytics copies it for the checkpoint, which must not reference them.
         """
         amp, last, best = self.args.amp, self.last, self.best
         if getattr(self, "train_precision", "fp32") == "bf16":
@@ -329,8 +334,10 @@ class SpikeDetectionTrainer(DetectionTrainer):
         self.last, self.best = _partial(last), _partial(best)
         for path in (self.last, self.best):
             path.unlink(missing_ok=True)  # left by a killed run: must not be published now
+        criterion = getattr(self.ema.ema, "criterion", None)  # ultralytics drops it from its copy, not its hooks
         try:
-            written = super().save_model()  # truthy when written: ultralytics then runs on_model_save
+            with criterion.tally.detached() if isinstance(criterion, SpikeBudgetLoss) else contextlib.nullcontext():
+                written = super().save_model()  # truthy when written: ultralytics then runs on_model_save
         finally:
             self.args.amp, self.last, self.best = amp, last, best
         for path in (last, best):

@@ -13,7 +13,7 @@ from ultralytics.utils.loss import v8DetectionLoss
 from ultralytics.utils.torch_utils import initialize_weights, intersect_dicts
 
 from ..cfg import load_model_yaml
-from .criterion import ReferenceDetectionLoss, criterion_name
+from .criterion import ReferenceDetectionLoss, criterion_name, spike_budget
 from .fuse import fuse_spiking_modules, is_fused
 from .head import SpikeDetect
 from .init import DEFAULT_INIT, apply_init
@@ -40,10 +40,12 @@ class SpikeDetectionModel(DetectionModel):
             and the raw maps the loss reads stay fp32. An attribute: change it any time.
 
     Input ``[B, ch, H, W]`` images (or ``[B, T, ch, H, W]`` event frames); H and W multiples of 32.
-    The YAML key ``criterion`` picks the training loss (see :meth:`init_criterion`).
+    The YAML key ``criterion`` picks the training loss (see :meth:`init_criterion`); ``spike_budget``
+    (λ ≥ 0) is the trainer's penalty on synaptic operations (``spikeyolo.engine.spike_budget``).
 
     Raises:
-        ValueError: ``criterion`` is not one of :data:`~spikeyolo.nn.criterion.CRITERIA`.
+        ValueError: ``criterion`` is not one of :data:`~spikeyolo.nn.criterion.CRITERIA`, or
+            ``spike_budget`` is not a non-negative finite number.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class SpikeDetectionModel(DetectionModel):
         self.yaml = load_model_yaml(cfg)
         self.yaml["channels"] = ch
         criterion_name(self.yaml)  # a bad value fails now, not at the first loss call
+        spike_budget(self.yaml)
         if nc and nc != self.yaml["nc"]:
             LOGGER.info(f"Overriding model.yaml nc={self.yaml['nc']} with nc={nc}")
             self.yaml["nc"] = nc
@@ -178,6 +181,8 @@ class SpikeDetectionModel(DetectionModel):
         ``"ultralytics"`` (or no key) is whatever ultralytics' ``DetectionModel`` builds, so the
         default follows the installed ultralytics; ``"reference"`` is the 8.0.197 assignment the
         reference code trained with. ultralytics calls this lazily, at the first ``loss()``.
+        ``spike_budget`` is not applied here: the trainer wraps this loss before the first forward
+        (``spikeyolo.engine.spike_budget``), as its weights come from the energy accounting.
         """
         if criterion_name(self.yaml) == "reference":
             return ReferenceDetectionLoss(self)

@@ -7,7 +7,6 @@ a box side is shorter than the assigner's enlargement size.
 """
 
 import math
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,8 +14,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
-from ultralytics.utils import DEFAULT_CFG_DICT
-from ultralytics.utils.dist import ddp_cleanup, generate_ddp_file
+from short_training import launched_worker, run_keeping_epoch1, train_args
 from ultralytics.utils.loss import v8DetectionLoss
 
 from spikeyolo import SpikeYOLO
@@ -271,11 +269,6 @@ def test_bad_train_criterion_fails_before_training(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def train_args(data: Path, project: Path, name: str, epochs: int = 1) -> dict:
-    return {"data": str(data), "imgsz": 64, "batch": 8, "epochs": epochs, "workers": 0, "plots": False,
-            "device": "cpu", "project": str(project), "name": name, "exist_ok": True}
-
-
 def saved_criterion(checkpoint: Path) -> str | None:
     """The ``criterion`` key of a checkpoint's model config (``None``: absent)."""
     return SpikeYOLO(checkpoint).model.yaml.get("criterion")
@@ -285,15 +278,7 @@ def saved_criterion(checkpoint: Path) -> str | None:
 def reference_run(tiny_data, tmp_path_factory) -> tuple[SpikeYOLO, Path]:
     """2 epochs from a YAML name with ``criterion="reference"``; the model and a copy of epoch 1's checkpoint."""
     project = tmp_path_factory.mktemp("criterion")
-    resumable = project / "epoch1.pt"
-    def keep_first_epoch(trainer):
-        if trainer.epoch == 0:
-            shutil.copy(trainer.last, resumable)
-
-    model = SpikeYOLO("snn_yolov8n.yaml")
-    model.add_callback("on_model_save", keep_first_epoch)
-    model.train(criterion="reference", **train_args(tiny_data, project, "yaml", epochs=2))
-    return model, resumable
+    return run_keeping_epoch1(project, criterion="reference", **train_args(tiny_data, project, "yaml", epochs=2))
 
 
 def test_train_criterion_from_a_yaml_name(reference_run):
@@ -321,32 +306,9 @@ def test_train_from_a_checkpoint(reference_run, tiny_data, tmp_path, criterion, 
     assert saved_criterion(tuned.trainer.last) == (criterion or "reference")
 
 
-class Launched(Exception):
-    """Stops the DDP launch once the workers' state is written."""
-
-
 def test_ddp_workers_receive_the_criterion(tiny_data, tmp_path, monkeypatch):
     """ultralytics' launcher rebuilds the trainer from ``vars(args)`` but hands over ``trainer.model`` as it is."""
-    state = {}
-
-    def write_launch_file(trainer):
-        launch_file = generate_ddp_file(trainer)
-        try:
-            state.update(torch.load(Path(launch_file).with_suffix(".pt"), weights_only=False))
-        finally:
-            ddp_cleanup(trainer, launch_file)
-        raise Launched
-
-    monkeypatch.setattr("ultralytics.engine.trainer.generate_ddp_command", write_launch_file)
-    trainer = SpikeDetectionTrainer(overrides={"model": "snn_yolov8n.yaml", **train_args(tiny_data, tmp_path, "ddp")},
-                                    model_overrides={"criterion": "reference"})
-    trainer.ddp = True  # as with device=0,1 (no GPUs here): train() takes ultralytics' DDP branch
-    with pytest.raises(Launched):
-        trainer.train()
+    state, worker = launched_worker(train_args(tiny_data, tmp_path, "ddp"), {"criterion": "reference"}, monkeypatch)
     assert state["trainer"] is SpikeDetectionTrainer and "criterion" not in state["args"]
     assert isinstance(state["model"], SpikeDetectionModel) and state["model"].yaml["criterion"] == "reference"
-    worker = state["trainer"](cfg={**DEFAULT_CFG_DICT, "save_dir": ""}, overrides=state["args"])  # as the launch file
-    worker.model = state["model"]
-    worker.setup_model()  # keeps a built model
-    worker.set_model_attributes()  # attaches the arguments, as _setup_train does
     assert worker.model is state["model"] and type(worker.model.init_criterion()) is ReferenceDetectionLoss
