@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..checkpoints import convert_reference_checkpoint, is_reference_checkpoint, load_reference_checkpoint
 from ..engine.model import SpikeYOLO
+from ..nn.criterion import spike_budget
 from ..nn.neuron import ILIF
 from .arguments import REQUIRED, Key, describe_keys, parse_options
 from .mode import Mode
@@ -57,7 +58,8 @@ def _info(path: str) -> str:
         f"classes ({len(net.names)}): {', '.join(net.names.values())}",
         f"neurons: I-LIF D={neuron.max_count}, decay {neuron.decay}, input scale {neuron.input_scale}, "
         f"T={net.model[0].T} for images",
-        f"criterion: {net.yaml.get('criterion', 'ultralytics')}, precision: {net.precision}",
+        f"criterion: {net.yaml.get('criterion', 'ultralytics')}, spike_budget: {spike_budget(net.yaml):g}, "
+        f"precision: {net.precision}",
     ]
     if args:
         lines.append(f"trained: data={args.get('data')} epochs={args.get('epochs')} imgsz={args.get('imgsz')} "

@@ -171,6 +171,11 @@ def test_training_shows_the_sop_loss_and_saves_the_budget(budget_run):
         assert SpikeYOLO(path).model.yaml["spike_budget"] == BUDGET  # through the restricted checkpoint check
 
 
+def test_info_shows_the_budget(budget_run, capsys):
+    assert main(["info", f"model={budget_run[0].trainer.best}"]) == 0
+    assert f"spike_budget: {BUDGET:g}," in capsys.readouterr().out
+
+
 def test_resume_keeps_the_budget(budget_run):
     _, resumable = budget_run
     model = SpikeYOLO(resumable)
