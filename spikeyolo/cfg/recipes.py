@@ -16,7 +16,7 @@ REFERENCE_RECIPE: dict = {
 }
 
 # `python train.py` without data: SpikeYOLO-n on the bundled shapes (spikeyolo.data.synthetic, easy:
-# 1-3 large objects of three classes on smooth backgrounds), 10 epochs in 5.4 minutes on two CPU
+# 1-3 large objects of three classes on smooth backgrounds), 10 epochs in 5.4-6.1 minutes on two CPU
 # cores, mAP50 0.56. Chosen by measurement (bench/demo_variants.py; every variant in
 # docs/training.md): in about the same time, 16 epochs at 64 px reached mAP50 0.47 and 11 at 96 px
 # 0.51; SGD with ultralytics' warm-up beat AdamW (0.26 against 0.22); mosaic, closed for the last 3
