@@ -57,7 +57,7 @@ def val(argv: list[str]) -> int:
         print(report.format_table())
         report.save(metrics.save_dir)
         print(f"energy: {metrics.save_dir}/energy.json, energy.csv, firing_rates.png, energy.png")
-    if shown := [str(Path(metrics.save_dir) / name) for name in PICTURES if (Path(metrics.save_dir) / name).exists()]:
+    if shown := [str(path) for name in PICTURES if (path := Path(metrics.save_dir) / name).exists()]:
         print("look at: " + "  ".join(shown))
     return 0
 

@@ -57,10 +57,9 @@ def set_memory_format(device: torch.device | str, fmt: torch.memory_format | Non
         raise ValueError(f"memory format must be torch.channels_last or torch.contiguous_format, got {fmt}")
     kind = _device_type(device)
     previous = memory_format(kind)
+    fmt = DEFAULT_FORMATS.get(kind) if fmt is None else fmt
     if fmt is None:
-        _formats.pop(kind, None)
-        if kind in DEFAULT_FORMATS:
-            _formats[kind] = DEFAULT_FORMATS[kind]
+        _formats.pop(kind, None)  # a device type without a default falls back to FALLBACK_FORMAT
     else:
         _formats[kind] = fmt
     return previous
