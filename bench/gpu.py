@@ -28,8 +28,9 @@ them when the settings match.
 
 Ablations (``--ablations``, on by default on CUDA; scale ``--ablation-scale``), in this order, each a
 variant of SpikeYOLO's CUDA path with its own time limit (``--variant-limit``) inside
-``--ablation-budget``: a profile of the baseline fp32 training step (top kernels); uint8 saved
-counts off (counts kept as fp32, bench/speed.py's variant); cuDNN autotuning off (in a child
+``--ablation-budget``: a profile of the baseline fp32 training step (top kernels); SepConv's
+depthwise 7×7 convolutions channels-last in fp32 training too (``layout_of_depthwise``); uint8
+saved counts off (counts kept as fp32, bench/speed.py's variant); cuDNN autotuning off (in a child
 process: cuDNN keeps the plans it chose per shape for a process's life); channels-first layout
 (``spikeyolo.nn.layout``: weights and activations); the neuron's clamp + round + window mask
 compiled into one kernel (``torch.compile`` of ``quantize_count``); CUDA graphs for batch-1 fused
@@ -386,7 +387,11 @@ def environment(args: argparse.Namespace, device: torch.device) -> dict:
         "cudnn.benchmark": torch.backends.cudnn.benchmark,
         "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
         "matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
-        "layout": {kind: str(layout.memory_format(kind)).removeprefix("torch.") for kind in ("cpu", "cuda")},
+        "layout": {
+            f"{kind} {op}": str(layout.memory_format(kind, op)).removeprefix("torch.")
+            for kind in ("cpu", "cuda")
+            for op in layout.OPERATIONS
+        },
         "threads": torch.get_num_threads(),
         "argv": sys.argv[1:],
     }
@@ -605,6 +610,18 @@ def first_call_table(rec: Recorder, args: argparse.Namespace) -> list[str]:
 # --- ablations --------------------------------------------------------------------------------------
 
 
+def baseline_note(device: torch.device) -> str:
+    """What the shipped CUDA path is made of, on ``device``."""
+
+    def name(fmt: torch.memory_format) -> str:
+        return "channels-last" if fmt is torch.channels_last else "channels-first"
+
+    return (
+        f"{name(layout.memory_format(device))}, depthwise 7×7 {name(layout.memory_format(device, 'depthwise training'))}"
+        " in fp32 training, uint8 counts, cuDNN autotuning"
+    )
+
+
 ABLATION_MEASURES = (("train", "fp32"), ("train", "fp16"), ("infer", "fp32"), ("infer", "fp16"))
 ABLATION_HEADER = (
     "| variant | train fp32 ms | train fp16 ms | peak fp32 GiB | inference fp32 ms | inference fp16 ms "
@@ -789,11 +806,17 @@ class Ablations:
             if r is not None and "median_ms" in r:
                 baseline[measure, precision] = r
         if baseline:
-            self.row("baseline (main table)", baseline, "channels-last, uint8 counts, cuDNN autotuning")
+            self.row("baseline (main table)", baseline, baseline_note(device))
         missing = [m for m in measures if m not in baseline]
         if missing:
-            self.variant("baseline", missing, note="channels-last, uint8 counts, cuDNN autotuning")
+            self.variant("baseline", missing, note=baseline_note(device))
 
+        self.variant(
+            "depthwise 7×7 channels-last in fp32 training",
+            [m for m in measures if m == ("train", "fp32")],
+            context=lambda: layout.using_memory_format(device, torch.channels_last, "depthwise training"),
+            note="SepConv's depthwise convolutions without their channels-first copies",
+        )
         self.variant(
             "counts kept as fp32 (uint8 off)",
             [m for m in measures if m[0] == "train"],

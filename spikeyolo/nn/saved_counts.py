@@ -28,9 +28,19 @@ def mark_counts(counts: torch.Tensor, max_count: int) -> torch.Tensor:
     return counts
 
 
+def _root(t: torch.Tensor) -> torch.Tensor:
+    return t if t._base is None else t._base  # convolutions save views ([T·B, C, H, W]) of the output
+
+
+def carry_mark(source: torch.Tensor, copy: torch.Tensor) -> torch.Tensor:
+    """Flag ``copy`` (a copy of ``source`` in another layout) as counts if ``source`` is; returns it."""
+    if getattr(_root(source), _MARK, False) and copy.requires_grad:
+        setattr(copy, _MARK, True)
+    return copy
+
+
 def _pack(t: torch.Tensor):
-    root = t if t._base is None else t._base  # convolutions save views ([T·B, C, H, W]) of the output
-    if getattr(root, _MARK, False) and t.dtype in (torch.float32, torch.float64):
+    if getattr(_root(t), _MARK, False) and t.dtype in (torch.float32, torch.float64):
         return _COMPRESSOR.compress(t)  # (uint8 with the strides of t, e.g. channels-last; dtype; shape)
     return t
 

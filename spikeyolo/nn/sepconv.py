@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layout import layout_of_depthwise
 from .neuron import ILIF
 from .reparam import SepRepConv
 from .spiking_block import SpikingBlock
-from .temporal import over_time
+from .temporal import in_memory_format, over_time
 
 
 class SepConv(SpikingBlock):
@@ -49,5 +50,9 @@ class SepConv(SpikingBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = over_time(self.bn1, over_time(self.pwconv1, self.lif1(x)))
-        x = over_time(self.bn2, over_time(self.dwconv2, self.lif2(x)))
+        x = over_time(self.bn2, over_time(self._depthwise, self.lif2(x)))
         return over_time(self.bn3, over_time(self.pwconv3, self.lif3(x)))
+
+    def _depthwise(self, frames: torch.Tensor) -> torch.Tensor:
+        """``dwconv2`` on ``[T·B, C, H, W]`` in its own layout: channels-first in fp32 training on CUDA."""
+        return in_memory_format(self.dwconv2, frames, layout_of_depthwise(frames))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 
 from .layout import memory_format
+from .saved_counts import carry_mark
 
 
 def merge_time(x: torch.Tensor) -> torch.Tensor:
@@ -72,3 +73,20 @@ def layout_grad(x: torch.Tensor) -> torch.Tensor:
     below would run its slow mixed-layout path (BN backward about 4x slower on CPU, channels-last).
     """
     return _LayoutGrad.apply(x) if x.requires_grad else x
+
+
+def in_memory_format(
+    layer: Callable[[torch.Tensor], torch.Tensor], frames: torch.Tensor, fmt: torch.memory_format
+) -> torch.Tensor:
+    """``layer(frames)`` for ``frames [N, C, H, W]`` computed in ``fmt``, for an operation whose fast
+    kernels want another layout than the device's (:func:`.layout.layout_of_depthwise`).
+
+    Returns ``[N, C', H', W']`` in the device's layout, and the gradient of ``frames`` comes back in
+    it too, so nothing around the layer changes. The copy keeps the counts mark (:mod:`.saved_counts`):
+    the layer saves the copy, still as bytes.
+    """
+    device_format = memory_format(frames.device)
+    if fmt == device_format:
+        return layer(frames)
+    copy = carry_mark(frames, layout_grad(frames).contiguous(memory_format=fmt))
+    return layer(copy).contiguous(memory_format=device_format)

@@ -1,4 +1,4 @@
-"""The layout switch (spikeyolo.nn.layout): channels-first per device type, same numbers, every conv channels-first."""
+"""The layout switch (spikeyolo.nn.layout): channels-first per device type or operation, same numbers, the right convs channels-first."""
 
 from copy import deepcopy
 from types import SimpleNamespace
@@ -6,8 +6,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from spikeyolo.nn import saved_counts
 from spikeyolo.nn import SpikeDetectionModel
-from spikeyolo.nn.layout import memory_format, set_memory_format, using_memory_format
+from spikeyolo.nn.layout import layout_of_depthwise, memory_format, set_memory_format, using_memory_format
+from spikeyolo.nn.saved_counts import _pack
+from spikeyolo.nn.sepconv import SepConv
 
 from firing_weights import perturb_batchnorms
 
@@ -135,4 +138,81 @@ def test_channels_first_training_step_same_loss_and_channels_first_gradients(tem
     grads = [(a.grad, b.grad) for a, b in zip(last.parameters(), first.parameters()) if a.grad is not None]
     assert len(grads) > 300
     for a, b in grads:
+        torch.testing.assert_close(b, a, rtol=1e-7, atol=1e-10)
+
+
+DEPTHWISE = "depthwise training"
+
+
+def test_an_operation_inherits_the_device_format_unless_it_has_its_own():
+    assert memory_format("cpu", DEPTHWISE) is torch.channels_last  # no entry: the device's
+    assert memory_format("cuda", DEPTHWISE) is CHANNELS_FIRST  # measured on an H200 (layout.DEFAULT_FORMATS)
+    with using_memory_format("cpu", CHANNELS_FIRST):
+        assert memory_format("cpu", DEPTHWISE) is CHANNELS_FIRST
+    assert set_memory_format("cpu", CHANNELS_FIRST, DEPTHWISE) is None  # had no format of its own
+    try:
+        assert memory_format("cpu", DEPTHWISE) is CHANNELS_FIRST and memory_format("cpu") is torch.channels_last
+    finally:
+        set_memory_format("cpu", None, DEPTHWISE)
+    assert memory_format("cpu", DEPTHWISE) is torch.channels_last
+    with pytest.raises(ValueError, match="operation must be one of 'all', 'depthwise training', got 'pooling'"):
+        memory_format("cpu", "pooling")
+
+
+def test_the_depthwise_layout_applies_to_fp32_training_only():
+    x = torch.rand(2, 4, 8, 8)
+    with using_memory_format("cpu", CHANNELS_FIRST, DEPTHWISE):
+        assert layout_of_depthwise(x) is CHANNELS_FIRST
+        with torch.no_grad():
+            assert layout_of_depthwise(x) is torch.channels_last  # validation, prediction
+        with torch.autocast("cpu", torch.bfloat16):
+            assert layout_of_depthwise(x) is torch.channels_last  # AMP: measured the other way round
+        assert layout_of_depthwise(x.bfloat16()) is torch.channels_last
+    assert layout_of_depthwise(x) is torch.channels_last
+
+
+def test_depthwise_weights_take_the_depthwise_format():
+    with using_memory_format("cpu", CHANNELS_FIRST, DEPTHWISE):
+        model = SpikeDetectionModel("snn_yolov8n.yaml", nc=3, verbose=False)
+    weights = [p for p in model.parameters() if p.dim() == 4 and p.shape[-1] > 1]
+    depthwise = [w for w in weights if w.shape[1] == 1]
+    assert len(depthwise) == 38 and all(w.stride()[:2] == (w[0].numel(),) * 2 for w in depthwise)
+    assert all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in weights
+               if w.shape[1] > 1)
+
+
+def test_depthwise_in_its_own_layout_gives_the_same_training_step(template, monkeypatch):
+    """SepConv's depthwise convolutions on channels-first copies (as on CUDA in fp32), everything else as before."""
+    batch = _batch()
+    batch["img"] = batch["img"].double()
+    packed = []
+    monkeypatch.setattr(saved_counts, "_pack", lambda t: packed.append(p := _pack(t)) or p)
+
+    def step(model):
+        packed.clear()
+        dw_inputs, grads = [], {}
+        for m in model.modules():
+            if isinstance(m, SepConv):
+                m.dwconv2.register_forward_pre_hook(lambda mod, inp: dw_inputs.append(inp[0]))
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d)):
+                m.register_full_backward_pre_hook(lambda mod, g: grads.__setitem__(mod, g[0]))
+        loss, _ = model.loss(batch)
+        loss.sum().backward()
+        return loss, dw_inputs, grads, sum(isinstance(p, tuple) for p in packed)
+
+    last = _model(template, torch.float64).train()
+    loss, dw_last, _, bytes_last = step(last)
+    with using_memory_format("cpu", CHANNELS_FIRST, DEPTHWISE):
+        own = _model(template, torch.float64).train()
+        loss_own, dw_own, grads, bytes_own = step(own)
+    torch.testing.assert_close(loss_own, loss, rtol=1e-9, atol=1e-12)
+    assert len(dw_own) == len(dw_last) == 12
+    assert all(_channels_first(x) for x in dw_own) and not any(_channels_first(x) for x in dw_last)
+    assert bytes_own == bytes_last >= 88  # the channels-first copies are still kept as bytes
+    depthwise_convs = {m.dwconv2 for m in own.modules() if isinstance(m, SepConv)}
+    others = [g for m, g in grads.items() if m not in depthwise_convs and g.shape[1] > 1]
+    assert len(others) > 200 and all(g.is_contiguous(memory_format=torch.channels_last) for g in others)
+    pairs = [(a.grad, b.grad) for a, b in zip(last.parameters(), own.parameters()) if a.grad is not None]
+    assert len(pairs) > 300
+    for a, b in pairs:
         torch.testing.assert_close(b, a, rtol=1e-7, atol=1e-10)
