@@ -38,7 +38,7 @@ from learning import RECIPE, save_plot, spikeyolo_yaml  # bench/ is on sys.path;
 from spikeyolo import SpikeYOLO
 from spikeyolo.analysis import energy_report, val_with_firing_rates
 from spikeyolo.data.synthetic import DIFFICULTIES, generate_dataset
-from spikeyolo.nn.criterion import check_spike_budget
+from spikeyolo.nn.training_keys import check_training_setting
 from spikeyolo.nn.init import INIT_SCHEMES
 
 SIZE_KEYS = ("difficulty", "epochs", "imgsz", "batch", "n_train", "n_val")
@@ -50,7 +50,7 @@ def run_spec(text: str) -> tuple[str, float]:
     if init not in INIT_SCHEMES:
         raise argparse.ArgumentTypeError(f"{text!r}: the initialisation is one of {', '.join(INIT_SCHEMES)}")
     try:
-        return init, check_spike_budget(float(budget))
+        return init, check_training_setting("spike_budget", float(budget))
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"{text!r}: INIT:λ with λ a non-negative number ({e})") from None
 

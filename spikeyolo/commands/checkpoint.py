@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..checkpoints import convert_reference_checkpoint, is_reference_checkpoint, load_reference_checkpoint
 from ..engine.model import SpikeYOLO
-from ..nn.criterion import spike_budget
 from ..nn.neuron import ILIF
+from ..nn.training_keys import TRAINING_KEYS, training_setting
 from .arguments import REQUIRED, Key, describe_keys, parse_options
 from .mode import Mode
 
@@ -47,6 +47,10 @@ def _reference_info(path: str) -> str:
             f"layer 25 {layer25}, {len(ref.state_dict)} tensors")
 
 
+def _shown(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _info(path: str) -> str:
     model = SpikeYOLO(path)
     net, ckpt = model.model, model.ckpt or {}
@@ -58,8 +62,8 @@ def _info(path: str) -> str:
         f"classes ({len(net.names)}): {', '.join(net.names.values())}",
         f"neurons: I-LIF D={neuron.max_count}, decay {neuron.decay}, input scale {neuron.input_scale}, "
         f"T={net.model[0].T} for images",
-        f"criterion: {net.yaml.get('criterion', 'ultralytics')}, spike_budget: {spike_budget(net.yaml):g}, "
-        f"precision: {net.precision}",
+        ", ".join(f"{key}: {_shown(training_setting(net.yaml, key))}" for key in TRAINING_KEYS)
+        + f", precision: {net.precision}",
     ]
     if args:
         lines.append(f"trained: data={args.get('data')} epochs={args.get('epochs')} imgsz={args.get('imgsz')} "

@@ -19,12 +19,10 @@ from ..cfg.recipes import DEMO_RECIPE, REFERENCE_RECIPE
 from ..data import default_dataset
 from ..engine.model import SpikeYOLO
 from ..events.config import is_event_data
-from ..nn.criterion import check_spike_budget
+from ..nn.training_keys import TRAINING_KEYS, check_training_setting
 from .arguments import UsageError, parse_arguments
 from .mode import Mode
 from .reporting import print_metrics
-
-EXTRA_KEYS = ("criterion", "bn_recalibrate", "spike_budget")
 
 USAGE = """usage: {prog} [key=value ...]   (any ultralytics train key: https://docs.ultralytics.com/usage/cfg/)
 
@@ -37,6 +35,7 @@ USAGE = """usage: {prog} [key=value ...]   (any ultralytics train key: https://d
   {prog} ... amp=bf16                                     # bfloat16 autocast on any device
   {prog} ... criterion=reference                          # the reference fork's loss (ultralytics 8.0.197)
   {prog} ... spike_budget=0.1                             # + 0.1 x kSOPs per pixel: fewer spikes (loss sop_loss)
+  {prog} ... bn_recalibrate=8                             # exact BatchNorm statistics after every epoch
 
 Without data= it trains on the bundled synthetic dataset with the quick CPU recipe; with data=,
 the reference SpikeYOLO recipe. Keys given on the command line win; resume=True takes the
@@ -51,11 +50,12 @@ def build_train_args(argv: Sequence[str]) -> dict:
 
     Raises:
         UsageError: ``resume=True`` without ``model=`` (the checkpoint to resume).
-        ValueError: ``spike_budget`` is not a non-negative number (before a model or dataset is made).
+        ValueError: a training setting (``criterion``, ``spike_budget``, ``bn_recalibrate``) breaks its
+            rule (before a model or dataset is made).
     """
-    user = parse_arguments(argv, extra_keys=EXTRA_KEYS)
-    if "spike_budget" in user:
-        check_spike_budget(user["spike_budget"])
+    user = parse_arguments(argv, extra_keys=tuple(TRAINING_KEYS))
+    for key in TRAINING_KEYS.keys() & user.keys():
+        check_training_setting(key, user[key])
     if resume := user.get("resume"):
         if "model" not in user and not isinstance(resume, str):
             raise UsageError("resume needs the checkpoint: model=path/to/weights/last.pt resume=True")

@@ -14,6 +14,7 @@ from ultralytics.data.utils import check_det_dataset
 from ..analysis import energy_report, val_with_firing_rates
 from ..engine.model import SpikeYOLO
 from ..nn.precision import check_precision
+from ..nn.training_keys import check_training_setting
 from .arguments import UsageError, parse_arguments
 from .energy_options import ENERGY_KEYS, nominal_imgsz, pop_energy_options
 from .mode import Mode
@@ -45,6 +46,8 @@ def val(argv: list[str]) -> int:
         raise UsageError("give the checkpoint to evaluate: model=path/to/best.pt")
     if "amp" in args:
         args["amp"] = check_precision(args["amp"])
+    if "bn_recalibrate" in args:
+        args["bn_recalibrate"] = check_training_setting("bn_recalibrate", args["bn_recalibrate"])
     model = SpikeYOLO(args.pop("model"))
     if "data" in args:
         check_det_dataset(args["data"], autodownload=False)  # a bad dataset fails here, clearly

@@ -30,8 +30,6 @@ consecutive frames of one recording (event data) do not fill a batch and each ca
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Iterable, Iterator
 from copy import copy
 
@@ -47,7 +45,7 @@ from ultralytics.utils.torch_utils import select_device
 
 from ..events.dataset import build_event_dataset
 
-__all__ = ["recalibrate_bn", "recalibrate_for_validation", "recalibrating_epochs", "training_images"]
+__all__ = ["recalibrate_bn", "recalibrate_every_epoch", "recalibrate_for_validation", "training_images"]
 
 _SHUFFLE_SEED = 0
 
@@ -158,27 +156,17 @@ def _stride(model: nn.Module) -> int:
     return max(int(model.stride.max()), 32)
 
 
-@contextlib.contextmanager
-def recalibrating_epochs(model, n_batches: int, device: str | int | list | None = None) -> Iterator[None]:
-    """Within the block, ``model.train()`` recalibrates its EMA model on ``n_batches`` training batches per epoch.
+def recalibrate_every_epoch(trainer, n_batches: int) -> None:
+    """From now on, ``trainer`` recalibrates its EMA model on ``n_batches`` training batches at every epoch end.
 
-    ``model`` is a :class:`~spikeyolo.SpikeYOLO`; its callbacks reach the trainer. The recalibration
-    runs on ``on_train_epoch_end``, which ultralytics calls before the epoch's validation and
-    checkpoint, so each epoch's mAP, the choice of best.pt and the saved EMA all have recalibrated
-    statistics. Only rank 0 (or the single process) recalibrates: ultralytics copies rank 0's EMA
-    buffers to every rank before validating. ``n_batches`` 0: nothing is added.
-
-    ultralytics' own multi-GPU launcher (``device=0,1,...`` without ``torchrun``) rebuilds the trainer
-    in new processes without these callbacks, so a ``device`` listing several devices outside
-    ``torchrun`` gets a warning; under ``torchrun`` every process runs ``model.train()`` and it applies.
+    The trainer's model config key ``bn_recalibrate`` (:mod:`spikeyolo.nn.training_keys`) sets
+    ``n_batches``, so a resumed run and every worker of a distributed run recalibrate as the run
+    began. The recalibration runs on ``on_train_epoch_end``, which ultralytics calls before the
+    epoch's validation and checkpoint, so each epoch's mAP, the choice of best.pt and the saved EMA
+    all have recalibrated statistics. Only rank 0 (or the single process) recalibrates: ultralytics
+    copies rank 0's EMA buffers to every rank before validating. The batches have the training
+    batch size and the validation's letterbox.
     """
-    if not n_batches:
-        yield
-        return
-    devices = device.split(",") if isinstance(device, str) else device if isinstance(device, (list, tuple)) else []
-    if len([d for d in devices if str(d).strip()]) > 1 and "LOCAL_RANK" not in os.environ:
-        LOGGER.warning("bn_recalibrate does not reach the workers of ultralytics' multi-GPU launcher; "
-                       "launch with torchrun to recalibrate")
     loader = None
 
     def recalibrate(trainer) -> None:
@@ -190,11 +178,7 @@ def recalibrating_epochs(model, n_batches: int, device: str | int | list | None 
             loader = _train_split_loader(copy(trainer.args), trainer.data, trainer.train_loader.batch_size, _stride(ema))
         recalibrate_bn(ema, training_images(loader, n_batches, trainer.device))
 
-    model.add_callback("on_train_epoch_end", recalibrate)
-    try:
-        yield
-    finally:
-        model.callbacks["on_train_epoch_end"].remove(recalibrate)
+    trainer.add_callback("on_train_epoch_end", recalibrate)
 
 
 def recalibrate_for_validation(model: nn.Module, args: dict, n_batches: int) -> int:

@@ -17,12 +17,12 @@ from ..checkpoints import is_reference_checkpoint
 from ..checkpoints.restricted import check_globals, own_format_globals, pickle_globals
 from ..checkpoints.convert import import_reference_model
 from ..events.config import is_event_data, training_defaults
-from ..nn.criterion import check_spike_budget, criterion_name
 from ..nn.model import SpikeDetectionModel
 from ..nn.neuron import ILIF
 from ..nn.precision import model_precision
+from ..nn.training_keys import TRAINING_KEYS, check_training_setting
 from ..spike.driven import spike_driven as spike_driven_mode
-from .bn_recalibration import recalibrate_for_validation, recalibrating_epochs
+from .bn_recalibration import recalibrate_for_validation
 from .event_trainer import EventDetectionTrainer
 from .event_validator import EventValidator
 from .trainer import SpikeDetectionTrainer
@@ -105,48 +105,39 @@ class SpikeYOLO(Model):
         self.overrides["model"], self.overrides["task"] = weights, "detect"
         self.model_name = weights
 
-    def train(self, trainer=None, criterion: str | None = None, bn_recalibrate: int = 0,
-              spike_budget: float | None = None, **kwargs):
+    def train(self, trainer=None, **kwargs):
         """ultralytics training. Event data (a dataset YAML with an ``events`` block) trains with
         :class:`~spikeyolo.engine.event_trainer.EventDetectionTrainer`, under the YAML's ``hyp`` defaults.
 
-        ``criterion`` (``"ultralytics"`` or ``"reference"``, see :mod:`spikeyolo.nn.criterion`) sets
-        the model config's ``criterion`` key for this run; ``None`` keeps the model's own. It is a
-        model key, not a training argument (ultralytics refuses unknown arguments), so it reaches the
-        trainer as a model override and is saved in the checkpoint's model config: a resumed run
-        keeps the checkpoint's, and a value given with ``resume`` is ignored, as ultralytics ignores
-        changed arguments there.
+        Besides ultralytics' arguments it takes the training settings of
+        :mod:`spikeyolo.nn.training_keys`, which the model config carries (ultralytics refuses
+        unknown arguments) and with it every checkpoint of the run:
 
-        ``spike_budget=λ`` (≥ 0; see :mod:`spikeyolo.engine.spike_budget`) adds λ × the synaptic
-        operations per image, in thousands per input pixel, to the loss, shown as ``sop_loss``; 0 turns
-        off a checkpoint's. A model key like ``criterion``, with the same rules for checkpoints and
-        ``resume``.
+        - ``criterion``: ``"ultralytics"`` or ``"reference"`` (:mod:`spikeyolo.nn.criterion`);
+        - ``spike_budget=λ`` (≥ 0; :mod:`spikeyolo.engine.spike_budget`): adds λ × the synaptic
+          operations per image, in thousands per input pixel, to the loss, shown as ``sop_loss``;
+        - ``bn_recalibrate=N``: recalibrates the EMA model's BatchNorm statistics on N training
+          batches at the end of every epoch, before its validation (:mod:`spikeyolo.engine.bn_recalibration`).
 
-        ``bn_recalibrate=N`` recalibrates the EMA model's BatchNorm statistics on N training batches
-        at the end of every epoch, before its validation (see :mod:`spikeyolo.engine.bn_recalibration`);
-        a callback, not a training argument, so a resumed run recalibrates only if given it again.
+        Not given, the model's own apply (a checkpoint's, or the defaults); 0 turns a checkpoint's
+        ``spike_budget`` or ``bn_recalibrate`` off. A resumed run keeps the checkpoint's: values
+        given with ``resume`` are ignored, as ultralytics ignores changed arguments there.
 
         Raises:
-            ValueError: ``criterion`` is not an allowed value, or ``spike_budget`` is not a non-negative
-                finite number (before anything is built).
+            ValueError: a training setting breaks its rule (before anything is built).
         """
         data = kwargs.get("data") or self.overrides.get("data")
         if trainer is None and is_event_data(data):
             trainer = EventDetectionTrainer
             if not kwargs.get("resume"):  # a resumed run keeps its own arguments
                 kwargs = {**training_defaults(data), **kwargs}
-        model_overrides = {"criterion": criterion, "spike_budget": spike_budget}
-        model_overrides = {k: v for k, v in model_overrides.items() if v is not None}
-        criterion_name(model_overrides)  # a bad value fails here, before a trainer or dataset
-        if spike_budget is not None:
-            model_overrides["spike_budget"] = check_spike_budget(spike_budget)
+        model_overrides = {k: check_training_setting(k, kwargs.pop(k)) for k in TRAINING_KEYS if k in kwargs}
         if model_overrides and kwargs.get("resume"):
             given = " ".join(f"{k}={v!r}" for k, v in model_overrides.items())
             LOGGER.warning(f"Resume ignores {given}: the checkpoint's model config keeps its own.")
         elif model_overrides:
             trainer = partial(trainer or self._smart_load("trainer"), model_overrides=model_overrides)
-        with recalibrating_epochs(self, bn_recalibrate, kwargs.get("device")):
-            return super().train(trainer=trainer, **kwargs)
+        return super().train(trainer=trainer, **kwargs)
 
     def _precision(self, amp) -> contextlib.AbstractContextManager:
         """The model at precision ``amp`` (``"fp32"``, ``"bf16"``, ``"fp16"``) for one call; ``None``: as it is."""
@@ -167,8 +158,11 @@ class SpikeYOLO(Model):
         :class:`~spikeyolo.engine.event_validator.EventValidator`. ``bn_recalibrate=N`` first
         recalibrates the model's BatchNorm statistics in place on N batches of the dataset's training
         split (:func:`~spikeyolo.engine.bn_recalibration.recalibrate_for_validation`).
+
+        Raises:
+            ValueError: ``bn_recalibrate`` is not a whole number ≥ 0.
         """
-        if bn_recalibrate:
+        if bn_recalibrate := check_training_setting("bn_recalibrate", bn_recalibrate):
             recalibrate_for_validation(self.model, {**self.overrides, **kwargs}, bn_recalibrate)
         if validator is None and is_event_data(kwargs.get("data") or self.overrides.get("data")):
             validator = EventValidator

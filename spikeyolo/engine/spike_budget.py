@@ -73,8 +73,8 @@ from torch import nn
 from ultralytics.utils.loss import v8DetectionLoss
 
 from ..analysis.synops import synapse_geometry
-from ..nn.criterion import spike_budget
 from ..nn.neuron import ILIF
+from ..nn.training_keys import training_setting
 
 LOSS_NAME = "sop_loss"
 SOP_UNIT = 1000.0  # the penalty counts thousands of synaptic operations per input pixel
@@ -203,7 +203,7 @@ def install_spike_budget(*models: nn.Module) -> list[SpikeBudgetLoss]:
     are copies of it. A spike-budget criterion a model already has is replaced, its hooks
     removed.
     """
-    budget = spike_budget(models[0].yaml) if models else 0.0
+    budget = training_setting(models[0].yaml, "spike_budget") if models else 0.0
     if not budget:
         return []
     fan_out = sops_per_pixel(models[0])

@@ -25,6 +25,8 @@ from ultralytics.utils.torch_utils import strip_optimizer, torch_distributed_zer
 
 from ..cfg import load_model_yaml
 from ..nn.model import SpikeDetectionModel
+from ..nn.training_keys import training_setting
+from .bn_recalibration import recalibrate_every_epoch
 from .spike_budget import SpikeBudgetLoss, install_spike_budget
 
 DDP_TIMEOUT_ENV = "SPIKEYOLO_DDP_TIMEOUT"
@@ -174,12 +176,13 @@ class SpikeDetectionTrainer(DetectionTrainer):
     the checkpoints) and ultralytics' AMP is switched off for the run (bf16 needs no gradient
     scaler). Checkpoints still record ``amp: bf16`` in their training arguments. A model whose config
     sets ``spike_budget`` trains, and its EMA validates, with :mod:`spikeyolo.engine.spike_budget`'s
-    criterion, built in ``_setup_train``.
+    criterion; one that sets ``bn_recalibrate`` recalibrates its EMA at every epoch end
+    (:func:`~spikeyolo.engine.bn_recalibration.recalibrate_every_epoch`); both set up in ``_setup_train``.
 
     Args:
         cfg, overrides, _callbacks: as ultralytics' ``DetectionTrainer``.
         model_overrides: model-config keys to set on every model this trainer builds (e.g.
-            ``{"criterion": "reference"}``, see :mod:`spikeyolo.nn.criterion`). Not a training
+            ``{"criterion": "reference"}``, see :mod:`spikeyolo.nn.training_keys`). Not a training
             argument: ultralytics refuses keys outside its default config. The built model carries
             them in its ``yaml``, hence in its checkpoints, which is how a resumed run keeps them.
 
@@ -287,6 +290,8 @@ class SpikeDetectionTrainer(DetectionTrainer):
         for model in models:
             model.precision = self.train_precision  # unwrapped: through a DDP wrapper
         install_spike_budget(*models)  # the EMA's too: its validation losses have the same items
+        if n_batches := training_setting(models[0].yaml, "bn_recalibrate"):
+            recalibrate_every_epoch(self, n_batches)
 
     def get_dataloader(self, dataset_path: str, batch_size: int = 16, rank: int = 0, mode: str = "train"):
         """ultralytics' loader; in a distributed run global rank 0 builds the dataset before any other rank.

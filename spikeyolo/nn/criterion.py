@@ -12,15 +12,13 @@ the two versions computes the same values: CIoU's ``alpha`` is the same expressi
 (equal up to rounding), DFL is ``log_softmax`` + gather instead of ``cross_entropy``, the empty-
 foreground branch and target padding are rewritten without host syncs.
 
-Select with the model YAML key ``criterion`` (:data:`CRITERIA`; absent means ``"ultralytics"``).
-The key ``spike_budget`` (λ, :func:`spike_budget`) adds a penalty on synaptic operations on top of
+Select with the model YAML key ``criterion`` (:data:`CRITERIA`; absent means ``"ultralytics"``; see
+:mod:`.training_keys`). The key ``spike_budget`` adds a penalty on synaptic operations on top of
 either; the trainer applies it (``spikeyolo.engine.spike_budget``: it needs the energy accounting,
 a floor above this one).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from ultralytics.utils.loss import v8DetectionLoss
@@ -28,39 +26,6 @@ from ultralytics.utils.tal import TaskAlignedAssigner
 
 CRITERIA = ("ultralytics", "reference")
 DEFAULT_CRITERION = "ultralytics"
-
-
-def criterion_name(model_yaml: dict) -> str:
-    """The criterion a model config selects: its ``criterion`` key, ``"ultralytics"`` when absent.
-
-    Raises:
-        ValueError: the key holds anything but one of :data:`CRITERIA`.
-    """
-    name = model_yaml.get("criterion", DEFAULT_CRITERION)
-    if name not in CRITERIA:
-        raise ValueError(f"model config key 'criterion' is {name!r}; allowed values: {', '.join(CRITERIA)}")
-    return name
-
-
-def check_spike_budget(value: object) -> float:
-    """λ of spike-budget training as a float: a non-negative finite number (0: off).
-
-    Raises:
-        ValueError: ``value`` is not a number (a string or a bool included), negative, NaN or infinite.
-    """
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not (number and math.isfinite(value) and value >= 0):
-        raise ValueError(f"spike_budget must be a non-negative finite number (0 = off, e.g. 0.1), got {value!r}")
-    return float(value)
-
-
-def spike_budget(model_yaml: dict) -> float:
-    """λ a model config selects: its ``spike_budget`` key, 0.0 (no penalty) when absent.
-
-    Raises:
-        ValueError: as :func:`check_spike_budget`.
-    """
-    return check_spike_budget(model_yaml.get("spike_budget", 0.0))
 
 
 class ReferenceTaskAlignedAssigner(TaskAlignedAssigner):

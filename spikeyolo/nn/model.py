@@ -13,7 +13,7 @@ from ultralytics.utils.loss import v8DetectionLoss
 from ultralytics.utils.torch_utils import initialize_weights, intersect_dicts
 
 from ..cfg import load_model_yaml
-from .criterion import ReferenceDetectionLoss, criterion_name, spike_budget
+from .criterion import ReferenceDetectionLoss
 from .fuse import fuse_spiking_modules, is_fused
 from .head import SpikeDetect
 from .init import DEFAULT_INIT, apply_init
@@ -22,6 +22,7 @@ from .neuron import ILIF
 from .parse import parse_model
 from .precision import autocast_for, check_precision
 from .saved_counts import counts_saved_as_bytes
+from .training_keys import check_training_settings, training_setting
 
 
 class SpikeDetectionModel(DetectionModel):
@@ -40,12 +41,11 @@ class SpikeDetectionModel(DetectionModel):
             and the raw maps the loss reads stay fp32. An attribute: change it any time.
 
     Input ``[B, ch, H, W]`` images (or ``[B, T, ch, H, W]`` event frames); H and W multiples of 32.
-    The YAML key ``criterion`` picks the training loss (see :meth:`init_criterion`); ``spike_budget``
-    (λ ≥ 0) is the trainer's penalty on synaptic operations (``spikeyolo.engine.spike_budget``).
+    The YAML keys ``criterion`` (the training loss, see :meth:`init_criterion`), ``spike_budget`` and
+    ``bn_recalibrate`` are training settings the model carries (:mod:`spikeyolo.nn.training_keys`).
 
     Raises:
-        ValueError: ``criterion`` is not one of :data:`~spikeyolo.nn.criterion.CRITERIA`, or
-            ``spike_budget`` is not a non-negative finite number.
+        ValueError: a training setting in the YAML breaks its rule (the message names the key).
     """
 
     def __init__(
@@ -61,8 +61,7 @@ class SpikeDetectionModel(DetectionModel):
         self.precision = check_precision(precision)
         self.yaml = load_model_yaml(cfg)
         self.yaml["channels"] = ch
-        criterion_name(self.yaml)  # a bad value fails now, not at the first loss call
-        spike_budget(self.yaml)
+        check_training_settings(self.yaml)  # a bad value fails now, not at the first loss call
         if nc and nc != self.yaml["nc"]:
             LOGGER.info(f"Overriding model.yaml nc={self.yaml['nc']} with nc={nc}")
             self.yaml["nc"] = nc
@@ -184,6 +183,6 @@ class SpikeDetectionModel(DetectionModel):
         ``spike_budget`` is not applied here: the trainer wraps this loss before the first forward
         (``spikeyolo.engine.spike_budget``), as its weights come from the energy accounting.
         """
-        if criterion_name(self.yaml) == "reference":
+        if training_setting(self.yaml, "criterion") == "reference":
             return ReferenceDetectionLoss(self)
         return super().init_criterion()

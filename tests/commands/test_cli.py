@@ -47,7 +47,7 @@ def test_info_describes_our_checkpoints(checkpoint, capsys):
     assert main(["info", f"model={checkpoint}"]) == 0
     out = capsys.readouterr().out
     assert "SpikeYOLO-n" in out and "classes (4): circle, rectangle, triangle, cross" in out
-    assert "I-LIF D=4, decay 0.25" in out and "criterion: ultralytics, spike_budget: 0," in out and "imgsz=64" in out
+    assert "I-LIF D=4, decay 0.25" in out and "criterion: ultralytics, spike_budget: 0, bn_recalibrate: 0, precision: fp32" in out and "imgsz=64" in out
 
 
 @pytest.mark.parametrize(

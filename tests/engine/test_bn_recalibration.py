@@ -8,10 +8,12 @@ from copy import deepcopy
 
 import pytest
 import torch
+from short_training import launched_worker, run_keeping_epoch1, train_args
 from torch import nn
 
 from spikeyolo import SpikeYOLO
-from spikeyolo.commands.cli import run_script
+from spikeyolo.cfg import load_model_yaml, model_yaml_file
+from spikeyolo.commands.cli import main, run_script
 from spikeyolo.engine import bn_recalibration
 from spikeyolo.engine.bn_recalibration import recalibrate_bn
 from spikeyolo.nn import SpikeDetectionModel
@@ -173,3 +175,73 @@ def test_train_and_val_commands_recalibrate(tiny_data, session_dir, monkeypatch,
     assert code == 0
     assert [c["shapes"] for c in calls] == [[(8, 3, 96, 96)] * 2]
     assert "mAP50" in capsys.readouterr().out
+
+
+def _recording(monkeypatch) -> list[int]:
+    """Replace the recalibration the trainer calls with one recording how many batches it got."""
+    calls = []
+
+    def recording(model, batches):
+        calls.append(recalibrate_bn(model, batches))
+        return calls[-1]
+
+    monkeypatch.setattr(bn_recalibration, "recalibrate_bn", recording)
+    return calls
+
+
+def test_checkpoints_carry_it_and_a_resumed_run_recalibrates(tiny_data, tmp_path, monkeypatch, capsys):
+    """A model config key: best.pt and last.pt keep it, so a run killed after epoch 1 and resumed
+    (without giving it again) recalibrates its remaining epoch, and ``spikeyolo info`` shows it."""
+    calls = _recording(monkeypatch)
+    _, epoch1 = run_keeping_epoch1(tmp_path, bn_recalibrate=2, **train_args(tiny_data, tmp_path, "run", epochs=2))
+    assert calls == [2, 2]
+    assert SpikeYOLO(epoch1).model.yaml["bn_recalibrate"] == 2
+    calls.clear()
+    resumed = SpikeYOLO(epoch1)
+    resumed.train(resume=True)
+    assert resumed.trainer.start_epoch == 1 and calls == [2]
+    capsys.readouterr()
+    assert main(["info", f"model={resumed.trainer.best}"]) == 0
+    assert "spike_budget: 0, bn_recalibrate: 2, precision: fp32" in capsys.readouterr().out
+
+
+def test_zero_turns_a_checkpoints_recalibration_off(tiny_data, tmp_path, monkeypatch):
+    calls = _recording(monkeypatch)
+    config = tmp_path / "snn_yolov8n-bn.yaml"  # a model config of one's own that sets it
+    config.write_text(model_yaml_file("snn_yolov8n.yaml").read_text() + "bn_recalibrate: 2\n")
+    model = SpikeYOLO(config)
+    assert model.model.yaml["bn_recalibrate"] == 2
+    model.train(bn_recalibrate=0, **train_args(tiny_data, tmp_path, "off"))
+    assert calls == [] and SpikeYOLO(model.trainer.last).model.yaml["bn_recalibrate"] == 0
+
+
+def test_ddp_workers_receive_it(tiny_data, tmp_path, monkeypatch):
+    """ultralytics' launcher rebuilds the trainer from its arguments but hands over the model, which carries it."""
+    state, worker = launched_worker(train_args(tiny_data, tmp_path, "ddp"), {"bn_recalibrate": 3}, monkeypatch)
+    assert "bn_recalibrate" not in state["args"] and worker.model.yaml["bn_recalibrate"] == 3
+
+
+BAD = [-1, 2.5, "abc", True, None, float("nan")]
+RULE = "bn_recalibrate must be a whole number of training batches, 0 or more"
+
+
+@pytest.mark.parametrize("bad", BAD)
+def test_bad_value_fails_before_training(bad, tmp_path):
+    with pytest.raises(ValueError, match=RULE):
+        SpikeYOLO("snn_yolov8n.yaml").train(bn_recalibrate=bad, project=str(tmp_path))
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("bad", BAD)
+def test_bad_value_in_a_model_config_names_the_file(bad):
+    with pytest.raises(ValueError, match=rf"model config .*snn_yolov8n.yaml: {RULE} \(0 = off, e.g. 4\), got {bad!r}"):
+        SpikeDetectionModel({**load_model_yaml("snn_yolov8n.yaml"), "bn_recalibrate": bad}, verbose=False)
+
+
+@pytest.mark.parametrize(("mode", "bad"), [("train", "abc"), ("train", "-2"), ("val", "-1"), ("val", "1.5")])
+def test_bad_value_on_the_command_line(mode, bad, capsys, tmp_path):
+    argv = [mode, f"bn_recalibrate={bad}", f"project={tmp_path}"] + (["model=missing.pt"] if mode == "val" else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"spikeyolo {mode}: error: {RULE}") and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())

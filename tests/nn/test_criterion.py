@@ -259,12 +259,12 @@ def test_yaml_key_selects_the_criterion(model):
 
 @pytest.mark.parametrize("bad", ["refrence", None, "v8"])
 def test_bad_criterion_fails_at_construction_naming_the_key(bad):
-    with pytest.raises(ValueError, match=r"'criterion'.*ultralytics, reference"):
+    with pytest.raises(ValueError, match=r"model config .*snn_yolov8n.yaml: criterion must be one of ultralytics, reference"):
         SpikeDetectionModel({**load_model_yaml("snn_yolov8n.yaml"), "criterion": bad}, verbose=False)
 
 
 def test_bad_train_criterion_fails_before_training(tmp_path):
-    with pytest.raises(ValueError, match=r"'criterion'.*ultralytics, reference"):
+    with pytest.raises(ValueError, match=r"criterion must be one of ultralytics, reference, got '8.0.197'"):
         SpikeYOLO("snn_yolov8n.yaml").train(criterion="8.0.197", project=str(tmp_path))
     assert not any(tmp_path.iterdir())
 
