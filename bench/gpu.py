@@ -30,8 +30,10 @@ Ablations (``--ablations``, on by default on CUDA; scale ``--ablation-scale``), 
 variant of SpikeYOLO's CUDA path with its own time limit (``--variant-limit``) inside
 ``--ablation-budget``: a profile of the baseline fp32 training step (top kernels); SepConv's
 depthwise 7×7 convolutions channels-last in fp32 training too (``layout_of_depthwise``); uint8
-saved counts off (counts kept as fp32, bench/speed.py's variant); cuDNN autotuning off (in a child
-process: cuDNN keeps the plans it chose per shape for a process's life); channels-first layout
+saved counts off (counts kept as fp32, bench/speed.py's variant); in child processes (cuDNN keeps
+the plans it chose per shape for a process's life): cuDNN autotuning off, then ultralytics'
+training settings (``deterministic=True``, its default: deterministic algorithms and cuDNN plans,
+autotuning off, as ``spikeyolo train`` runs), then deterministic with autotuning; channels-first layout
 (``spikeyolo.nn.layout``: weights and activations); the neuron's clamp + round + window mask
 compiled into one kernel (``torch.compile`` of ``quantize_count``); CUDA graphs for batch-1 fused
 inference (SpikeYOLO and YOLOv8); the whole model compiled (``torch.compile(model)`` as
@@ -62,6 +64,7 @@ from unittest import mock
 
 import spikeyolo  # noqa: F401  (offline environment before ultralytics)
 import torch
+from ultralytics.utils.torch_utils import init_seeds
 
 from spikeyolo.nn import layout, neuron
 from spikeyolo.nn.precision import AUTOCAST_DTYPES, autocast_for
@@ -385,6 +388,7 @@ def environment(args: argparse.Namespace, device: torch.device) -> dict:
         "spikingjelly": version("spikingjelly"),
         "device": str(device),
         "cudnn.benchmark": torch.backends.cudnn.benchmark,
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
         "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
         "matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
         "layout": {
@@ -714,15 +718,15 @@ class Ablations:
         self.bench.rec.ablation_rows.append(line)
         say(line)
 
-    def heuristics_variant(self) -> None:
-        """cuDNN autotuning off, train fp32 and inference fp32: in a child process (this script again).
+    def child_variant(self, name: str, flags: list[str], note: str) -> None:
+        """Train fp32 and inference fp32 under process-wide settings ``flags``: in a child process (this script again).
 
         Not in this process: cuDNN plans, autotuned or not, stay cached per convolution shape for the
         process's life, so switching ``cudnn.benchmark`` off here would rerun the autotuned plans.
         """
-        args, name = self.bench.args, "cuDNN autotuning off (child process)"
+        args = self.bench.args
         left = min(args.variant_limit, self.budget.left())
-        results, note = {}, "heuristic cuDNN plans; first calls without autotuning"
+        results = {}
         if left < 30:
             note = "skipped: budget"
         else:
@@ -734,7 +738,7 @@ class Ablations:
                     str(Path(__file__).resolve()),
                     "--device",
                     str(self.device),
-                    "--no-cudnn-benchmark",
+                    *flags,
                     "--models",
                     "spikeyolo",
                     "--scales",
@@ -824,7 +828,21 @@ class Ablations:
             note="fp16: autocast saves its own fp16 copies, never bytes",
         )
         if bench.cuda:
-            self.heuristics_variant()
+            self.child_variant(
+                "cuDNN autotuning off (child process)",
+                ["--no-cudnn-benchmark"],
+                "heuristic cuDNN plans; first calls without autotuning",
+            )
+            self.child_variant(
+                "ultralytics' training settings: deterministic, no autotuning (child process)",
+                ["--no-cudnn-benchmark", "--deterministic"],
+                "what `spikeyolo train` runs by default (deterministic=True)",
+            )
+            self.child_variant(
+                "deterministic with autotuning (child process)",
+                ["--deterministic"],
+                "autotuning among cuDNN's deterministic plans",
+            )
 
         first = {}  # the channels-first model and its fused copy, built inside the variant's context
 
@@ -1036,6 +1054,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="torch.backends.cudnn.benchmark (default on)",
     )
     parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="ultralytics' deterministic=True, its training default: deterministic algorithms and cuDNN plans",
+    )
+    parser.add_argument(
         "--profile",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -1063,6 +1086,8 @@ def main(argv: list[str] | None = None) -> None:
     if not cuda and "fp16" in args.precisions:
         args.precisions.remove("fp16")  # fp16 autocast is for CUDA (spikeyolo.nn.precision)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    if args.deterministic:
+        init_seeds(0, deterministic=True)  # as ultralytics' trainer does before building its model
     signal.signal(signal.SIGTERM, terminated)
     recorder = Recorder(args.json)
     bench = Bench(args, device, recorder)
