@@ -58,16 +58,22 @@ def _check_keys(args: Mapping, valid: Sequence[str], url: str | None = None) -> 
         raise UsageError("; ".join(_unknown_key(k, valid, url) for k in unknown))
 
 
-def parse_arguments(argv: Sequence[str], extra_keys: Sequence[str] = ()) -> dict:
+def parse_arguments(argv: Sequence[str], extra_keys: Mapping[str, type | None] | None = None) -> dict:
     """Parse ``["epochs=3", "imgsz=320", ...]`` of an ultralytics mode into a dict with typed values.
 
-    Keys must be ultralytics configuration keys or one of ``extra_keys``; an unknown key raises
-    :class:`UsageError` naming the closest valid key, as ``yolo`` does. ultralytics' own check
+    Keys must be ultralytics configuration keys or one of ``extra_keys``, which map to the type
+    their value must have (``bool``, ``int``, ``float``, ``str``; ``None``: checked by the mode).
+    ultralytics checks the types of its own keys when the mode runs. ultralytics' own key check
     (``check_dict_alignment``) is not used because it also prints the whole ``yolo`` help.
+
+    Raises:
+        UsageError: an unknown key (naming the closest valid one, as ``yolo`` does), or an extra
+            key's value of the wrong type (``spike_driven=yes``).
     """
+    extra_keys = extra_keys or {}
     args = _pairs(argv)
     _check_keys(args, [*DEFAULT_CFG_DICT, *extra_keys], KEYS_URL)
-    return args
+    return {k: _typed(k, v, extra_keys.get(k)) for k, v in args.items()}
 
 
 def _typed(key: str, value: Any, kind: type | None) -> Any:

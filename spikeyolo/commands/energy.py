@@ -65,7 +65,7 @@ def _template(args: dict) -> int:
 
 def energy(argv: list[str]) -> int:
     """Energy of a model on images (``source=``), on a dataset with mAP (``data=``), or of the spreadsheet."""
-    args = parse_arguments(argv, extra_keys=(*ENERGY_KEYS, "template"))
+    args = parse_arguments(argv, extra_keys={**ENERGY_KEYS, "template": str})
     if "template" in args:
         return _template(args)
     if "data" in args:

@@ -8,7 +8,7 @@ from ..analysis import energy_costs
 from ..analysis.energy import FIRST_LAYER_CONVENTIONS
 from .arguments import UsageError
 
-ENERGY_KEYS = ("energy_preset", "first_layer")
+ENERGY_KEYS = {"energy_preset": str, "first_layer": str}
 
 
 def pop_energy_options(args: dict) -> dict:

@@ -105,7 +105,7 @@ def convert(argv: list[str]) -> int:
 
 def evaluate_protocols(argv: list[str]) -> int:
     """Validate on event data; print the SpikeYOLO and Prophesee protocols side by side."""
-    args = parse_arguments(argv, extra_keys=("protocol",))
+    args = parse_arguments(argv, extra_keys={"protocol": str})
     if "model" not in args:
         raise UsageError("give the checkpoint: model=path/to/best.pt")
     protocol = args.pop("protocol", PAPERS_PROTOCOL.name)

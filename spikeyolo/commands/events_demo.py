@@ -18,6 +18,7 @@ from ..engine.model import SpikeYOLO
 from ..events.config import read_data_yaml
 from ..events.convert import convert_dataset
 from ..events.synthetic import SyntheticSettings, generate_recordings
+from ..nn.training_keys import check_training_setting
 
 __all__ = ["DEMO_TRAINING", "run_demo"]
 
@@ -48,7 +49,20 @@ def run_demo(root: str | Path, epochs: int = 10, imgsz: int = 128, recordings: t
         recordings: number of (train, test) synthetic recordings, each ``seconds`` long, labelled at 4 Hz.
         bn_recalibrate: training batches the BatchNorm statistics are recalibrated on after every epoch
             (:mod:`spikeyolo.engine.bn_recalibration`); 0 keeps ultralytics' running averages.
+
+    Raises:
+        ValueError: an argument out of its range (named), before anything is written.
     """
+    ranges = {  # key: (value, within its range, the range)
+        "epochs": (epochs, epochs >= 1, "1 or more"),
+        "imgsz": (imgsz, imgsz > 0 and imgsz % 32 == 0, "a positive multiple of 32"),
+        "train": (recordings[0], recordings[0] >= 1, "1 or more recordings"),
+        "test": (recordings[1], recordings[1] >= 1, "1 or more recordings"),
+        "seconds": (seconds, seconds > 0, "positive"),
+    }
+    if problems := [f"{key} must be {rule}, got {value!r}" for key, (value, ok, rule) in ranges.items() if not ok]:
+        raise ValueError("; ".join(problems))
+    check_training_setting("bn_recalibrate", bn_recalibrate)
     root = Path(root).expanduser().resolve()
     started = time.perf_counter()
     settings = SyntheticSettings(duration_us=int(seconds * 1e6))

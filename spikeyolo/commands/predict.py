@@ -20,7 +20,7 @@ Annotated results are saved to runs/detect/predict* (save=True, as yolo predict)
 
 def predict(argv: list[str]) -> int:
     """Predict and save annotated results (ultralytics' ``yolo predict`` defaults)."""
-    args = parse_arguments(argv, extra_keys=("spike_driven",))
+    args = parse_arguments(argv, extra_keys={"spike_driven": bool})
     if "model" not in args:
         raise UsageError("give the model: model=path/to/best.pt")
     source = str(args.get("source", ""))

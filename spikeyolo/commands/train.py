@@ -53,7 +53,7 @@ def build_train_args(argv: Sequence[str]) -> dict:
         ValueError: a training setting (``criterion``, ``spike_budget``, ``bn_recalibrate``) breaks its
             rule (before a model or dataset is made).
     """
-    user = parse_arguments(argv, extra_keys=tuple(TRAINING_KEYS))
+    user = parse_arguments(argv, extra_keys=dict.fromkeys(TRAINING_KEYS))  # checked below, by their own rules
     for key in TRAINING_KEYS.keys() & user.keys():
         check_training_setting(key, user[key])
     if resume := user.get("resume"):

@@ -40,7 +40,7 @@ PICTURES = ("val_batch0_pred.jpg", "firing_rates.png", "energy.png")
 
 def val(argv: list[str]) -> int:
     """Evaluate a checkpoint: mAP, firing-rate table and, with ``energy=True``, the energy report."""
-    args = parse_arguments(argv, extra_keys=("energy", "spike_driven", "bn_recalibrate", *ENERGY_KEYS))
+    args = parse_arguments(argv, extra_keys={"energy": bool, "spike_driven": bool, "bn_recalibrate": None, **ENERGY_KEYS})
     energy = pop_energy_options(args) if args.pop("energy", False) else None
     if "model" not in args:
         raise UsageError("give the checkpoint to evaluate: model=path/to/best.pt")

@@ -57,6 +57,19 @@ class SyntheticSettings:
     contrast: float = 0.2
     noise_hz_per_pixel: float = 0.2
 
+    def __post_init__(self) -> None:
+        """Raises ValueError naming every setting out of its range."""
+        ranges = {  # field: (within its range, the range)
+            "duration_us": (self.duration_us > 0, "positive (the recording length: seconds × 10⁶)"),
+            "label_hz": (self.label_hz > 0, "positive"),
+            "objects": (self.objects >= 0, "0 or more"),
+            "step_us": (self.step_us > 0, "positive"),
+            "contrast": (self.contrast > 0, "positive"),
+            "noise_hz_per_pixel": (self.noise_hz_per_pixel >= 0, "0 or more"),
+        }
+        if bad := [f"{k} must be {rule}, got {getattr(self, k)!r}" for k, (ok, rule) in ranges.items() if not ok]:
+            raise ValueError("synthetic recordings: " + "; ".join(bad))
+
 
 def _coverage(lo: float, hi: float, n: int) -> np.ndarray:
     """Fraction of each of ``n`` unit pixels [i, i+1) covered by the interval [lo, hi), shape [n]."""
@@ -210,9 +223,12 @@ def generate_recordings(
 
     Raises:
         FileExistsError: ``root`` is not empty and holds something else, and ``overwrite`` is False.
+        ValueError: a split's number of recordings is negative (before anything is written).
     """
     root = Path(root).expanduser().resolve()
     splits = dict(splits or {"train": 8, "test": 2})
+    if bad := [f"{split} must be 0 or more recordings, got {n!r}" for split, n in splits.items() if n < 0]:
+        raise ValueError("synthetic recordings: " + "; ".join(bad))
     params = {"splits": splits, "seed": seed, **settings.__dict__}
     marker = root / _MARKER
     if marker.is_file() and json.loads(marker.read_text()) == params:

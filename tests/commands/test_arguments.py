@@ -9,6 +9,7 @@ import pytest
 from spikeyolo.cfg.recipes import DEMO_RECIPE, REFERENCE_RECIPE
 from spikeyolo.commands import train as train_command
 from spikeyolo.commands.arguments import UsageError, parse_arguments
+from spikeyolo.commands.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,6 +22,25 @@ def test_values_are_typed():
         "name": "run1",
         "lr0": 0.02,
     }
+
+
+def test_extra_keys_are_checked_against_their_type():
+    extra = {"spike_driven": bool, "energy_preset": str, "bn_recalibrate": None}
+    assert parse_arguments(["spike_driven=True", "energy_preset=16", "bn_recalibrate=x"], extra) == {
+        "spike_driven": True,
+        "energy_preset": "16",
+        "bn_recalibrate": "x",  # None: the mode checks it by its own rule
+    }
+    for given, shown in (("abc", "'abc'"), ("1", "1"), ("0.5", "0.5")):
+        with pytest.raises(UsageError, match=f"^spike_driven={shown}: expected True or False$"):
+            parse_arguments([f"spike_driven={given}"], extra)
+
+
+@pytest.mark.parametrize(("mode", "key"), [("val", "spike_driven"), ("val", "energy"), ("predict", "spike_driven")])
+def test_a_flag_that_is_not_true_or_false_stops_the_command(mode, key, capsys, tmp_path):
+    """Before: any string counted as True, so ``energy=maybe`` ran the energy report."""
+    assert main([mode, f"model={tmp_path / 'best.pt'}", f"{key}=maybe", f"project={tmp_path}"]) == 2
+    assert capsys.readouterr().err == f"spikeyolo {mode}: error: {key}='maybe': expected True or False\n"
 
 
 def test_unknown_key_suggests_the_close_match():

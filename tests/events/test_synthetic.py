@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from spikeyolo.commands.cli import main
 from spikeyolo.events.dat import DatFile
 from spikeyolo.events.labels import read_boxes
 from spikeyolo.events.synthetic import generate_recordings, simulate_recording
@@ -44,3 +45,15 @@ def test_generation_is_deterministic_and_does_not_overwrite(tmp_path):
     assert generate_recordings(tmp_path / "a", {"test": 1}, TINY, seed=3, progress=False) == a  # reused
     with pytest.raises(FileExistsError, match="not empty"):
         generate_recordings(tmp_path / "a", {"test": 1}, TINY, seed=4, progress=False)
+
+
+@pytest.mark.parametrize(("argv", "error"), [
+    (["seconds=-1"], "duration_us must be positive (the recording length: seconds × 10⁶), got -1000000"),
+    (["label_hz=0", "objects=-1"], "label_hz must be positive, got 0.0; objects must be 0 or more, got -1"),
+    (["train=-2"], "train must be 0 or more recordings, got -2"),
+])
+def test_synth_command_refuses_bad_settings_before_writing(argv, error, tmp_path, capsys):
+    out = tmp_path / "raw"
+    assert main(["events", "synth", f"out={out}", *argv]) == 2
+    assert capsys.readouterr().err == f"spikeyolo events synth: error: synthetic recordings: {error}\n"
+    assert not out.exists()

@@ -143,3 +143,17 @@ def test_demo_runs_the_whole_pipeline(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "SpikeYOLO (ultralytics" in out and "Prophesee (COCO" in out and "synth_0_000_td.dat at 1.5 s:" in out
     assert (root / "train" / "weights" / "best.pt").is_file() and (root / "val" / "protocols.json").is_file()
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (["epochs=0"], "epochs must be 1 or more, got 0"),
+    (["imgsz=100", "test=0"], "imgsz must be a positive multiple of 32, got 100; test must be 1 or more recordings, got 0"),
+    (["seconds=-1"], "seconds must be positive, got -1.0"),
+    (["bn_recalibrate=-8"], "bn_recalibrate must be a whole number of training batches, 0 or more"),
+])
+def test_demo_refuses_bad_settings_before_writing_anything(args, error, tmp_path, capsys):
+    root = tmp_path / "demo"
+    assert cli(["events", "demo", f"out={root}", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"spikeyolo events demo: error: {error}") and err.count("\n") == 1
+    assert not root.exists()
