@@ -34,7 +34,7 @@ def _root(t: torch.Tensor) -> torch.Tensor:
 
 def carry_mark(source: torch.Tensor, copy: torch.Tensor) -> torch.Tensor:
     """Flag ``copy`` (a copy of ``source`` in another layout) as counts if ``source`` is; returns it."""
-    if getattr(_root(source), _MARK, False) and copy.requires_grad:
+    if getattr(_root(source), _MARK, False) and copy.requires_grad and not torch.compiler.is_compiling():
         setattr(copy, _MARK, True)
     return copy
 

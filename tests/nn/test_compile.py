@@ -15,6 +15,7 @@ import torch._dynamo
 
 from spikeyolo import SpikeYOLO
 from spikeyolo.nn import SpikeDetectionModel
+from spikeyolo.nn.layout import using_memory_format
 from spikeyolo.nn.neuron import ILIF
 
 from firing_weights import perturb_batchnorms
@@ -41,7 +42,13 @@ def test_fused_inference_is_one_graph(model):
     assert traced == convs > 100
 
 
-def test_compiled_training_step_matches_eager(model):
+@pytest.mark.parametrize("depthwise", [torch.channels_last, torch.contiguous_format])  # CPU's, and CUDA fp32's
+def test_compiled_training_step_matches_eager(model, depthwise):
+    with using_memory_format("cpu", depthwise, "depthwise training"):
+        _compiled_training_step_matches_eager(model)
+
+
+def _compiled_training_step_matches_eager(model):
     torch._dynamo.reset()
     eager, compiled_model = deepcopy(model).train(), deepcopy(model).train()
     compiled = torch.compile(compiled_model, backend="aot_eager", fullgraph=True)  # fullgraph: a graph break raises
