@@ -32,7 +32,6 @@ import operator
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,6 +41,8 @@ import cv2
 import numpy as np
 import yaml
 from tqdm import tqdm
+
+from ..utils.staging import write_directory
 
 __all__ = ["DEFAULT_CLASSES", "DIFFICULTIES", "SUPPORTED_SHAPES", "Difficulty", "default_dataset", "generate_dataset"]
 
@@ -434,36 +435,6 @@ def _write_contents(directory: Path, root: Path, params: dict[str, Any], progres
     (directory / _MARKER).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
-
-
-def _install(staging: Path, root: Path, params: dict[str, Any]) -> None:
-    """Atomically rename the finished `staging` directory to `root`, replacing whatever is there."""
-    displaced = None
-    if root.is_dir() and not root.is_symlink() and not any(root.iterdir()):
-        root.rmdir()  # an empty directory holds nothing worth keeping
-    elif root.exists() or root.is_symlink():
-        # Moved aside rather than deleted first, so a failed rename can put it back.
-        displaced = root.with_name(f".{root.name}.replaced-{uuid.uuid4().hex}")
-        os.rename(root, displaced)
-    try:
-        os.rename(staging, root)
-    except OSError:
-        if displaced is not None and not root.exists():
-            os.rename(displaced, root)
-            displaced = None
-        # Another process may have finished the very same dataset first; then theirs is as good as ours.
-        if not _is_complete(root, params):
-            raise
-    finally:
-        if displaced is not None:
-            _remove(displaced)
-
-
 def generate_dataset(
     root: str | Path,
     n_train: int = 400,
@@ -508,16 +479,8 @@ def generate_dataset(
             "refusing to touch it. Choose another directory or pass overwrite=True to replace it."
         )
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    # A sibling on the same filesystem, so the final rename is atomic; hidden so a half-written
-    # dataset is never mistaken for a real one.
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
-    try:
-        _write_contents(staging, root, params, progress)
-        _install(staging, root, params)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    write_directory(root, lambda staging: _write_contents(staging, root, params, progress),
+                    lambda: _is_complete(root, params))
     return root / "data.yaml"
 
 

@@ -1,1 +1,1 @@
-"""Small helpers: offline environment, command-line arguments."""
+"""Small helpers: the offline environment, directories written whole or not at all."""

@@ -6,6 +6,7 @@ import pytest
 from spikeyolo.commands.cli import main
 from spikeyolo.events.dat import DatFile
 from spikeyolo.events.labels import read_boxes
+from spikeyolo.events import synthetic
 from spikeyolo.events.synthetic import generate_recordings, simulate_recording
 
 from .conftest import TINY
@@ -45,6 +46,26 @@ def test_generation_is_deterministic_and_does_not_overwrite(tmp_path):
     assert generate_recordings(tmp_path / "a", {"test": 1}, TINY, seed=3, progress=False) == a  # reused
     with pytest.raises(FileExistsError, match="not empty"):
         generate_recordings(tmp_path / "a", {"test": 1}, TINY, seed=4, progress=False)
+
+
+def test_a_run_stopped_halfway_leaves_nothing_and_the_next_one_starts_afresh(tmp_path, monkeypatch):
+    """The recordings are written in a hidden sibling and renamed at the end (``events demo`` reruns
+    in the same folder after a kill; before, the half-written folder refused it: "not empty")."""
+    made = []
+
+    def killed_at_the_second(rng, settings):
+        if len(made) == 1:
+            raise KeyboardInterrupt  # as a Ctrl-C; a SIGKILL leaves the hidden sibling behind, nothing else
+        made.append(1)
+        return simulate_recording(rng, settings)
+
+    monkeypatch.setattr(synthetic, "simulate_recording", killed_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        generate_recordings(tmp_path / "raw", {"train": 2, "test": 1}, TINY, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    root = generate_recordings(tmp_path / "raw", {"train": 2, "test": 1}, TINY, progress=False)  # no overwrite needed
+    assert sorted(p.name for p in root.rglob("*_td.dat")) == ["synth_0_000_td.dat"] * 2 + ["synth_0_001_td.dat"]
 
 
 @pytest.mark.parametrize(("argv", "error"), [
