@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .criterion import CRITERIA
+from .criterion import CRITERIA, DEFAULT_CRITERION
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def _number(value: Any) -> bool:
 
 
 TRAINING_KEYS: dict[str, TrainingKey] = {
-    "criterion": TrainingKey("ultralytics", f"one of {', '.join(CRITERIA)}", lambda v: v in CRITERIA),
+    "criterion": TrainingKey(DEFAULT_CRITERION, f"one of {', '.join(CRITERIA)}", lambda v: v in CRITERIA),
     "spike_budget": TrainingKey(
         0.0, "a non-negative finite number (0 = off, e.g. 0.1)",
         lambda v: _number(v) and math.isfinite(v) and v >= 0, float,
