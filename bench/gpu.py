@@ -35,7 +35,8 @@ the plans it chose per shape for a process's life): cuDNN autotuning off, then u
 training settings (``deterministic=True``, its default: deterministic algorithms and cuDNN plans,
 autotuning off, as ``spikeyolo train`` runs), then deterministic with autotuning; channels-first layout
 (``spikeyolo.nn.layout``: weights and activations); the neuron's clamp + round + window mask
-compiled into one kernel (``torch.compile`` of ``quantize_count``); CUDA graphs for batch-1 fused
+compiled into one kernel (``torch.compile`` of ``quantize_count``); the neuron's steps run by
+spikingjelly's I-LIF kernels (``functional.ilif_multi_step``); CUDA graphs for batch-1 fused
 inference (SpikeYOLO and YOLOv8); the whole model compiled (``torch.compile(model)`` as
 bench/compile.py does; the first calls are the compile times), which gets whatever budget is
 left. The baseline row is the main table's when it has one.
@@ -68,6 +69,7 @@ from ultralytics.utils.torch_utils import init_seeds
 
 from spikeyolo.nn import layout, neuron
 from spikeyolo.nn.precision import AUTOCAST_DTYPES, autocast_for
+from spikeyolo.nn.saved_counts import mark_counts
 from speed import build, counts_saved_as_float, training_batch
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -626,6 +628,24 @@ def baseline_note(device: torch.device) -> str:
     )
 
 
+def spikingjelly_neuron() -> contextlib.AbstractContextManager:
+    """Every ILIF runs its time steps with spikingjelly's ``functional.ilif_multi_step``, which dispatches
+    to spikingjelly's own CUDA or Triton kernels on a GPU (same counts and input gradients as ILIF:
+    tests/nn/test_neuron.py compares ILIF with ``ILIFNode``, which calls it). Counts are still kept as bytes."""
+    from spikingjelly.activation_based import functional, surrogate
+
+    def multi_step(self: neuron.ILIF, inputs: tuple, states: tuple, **kwargs) -> tuple:
+        x_seq, v = inputs[0], states[0]
+        x_seq = x_seq if self.input_scale == 1.0 else x_seq * self.input_scale
+        v = torch.zeros_like(x_seq[0], dtype=torch.float32) if isinstance(v, float) else v
+        counts, v, _ = functional.ilif_multi_step(
+            x_seq, v, 1 / (1 - self.decay), 1.0, surrogate.MultiLevelSpikeCount(self.max_count), True
+        )
+        return (mark_counts(counts, self.max_count),), (v if self.carry_state else 0.0,)
+
+    return mock.patch.object(neuron.ILIF, "multi_step_functional_forward", multi_step)
+
+
 ABLATION_MEASURES = (("train", "fp32"), ("train", "fp16"), ("infer", "fp32"), ("infer", "fp16"))
 ABLATION_HEADER = (
     "| variant | train fp32 ms | train fp16 ms | peak fp32 GiB | inference fp32 ms | inference fp16 ms "
@@ -882,6 +902,12 @@ class Ablations:
             [m for m in measures if m != ("infer", "fp16")],
             context=neuron_compiled,
             note="first calls include compiling",
+        )
+        self.variant(
+            "neuron from spikingjelly (ilif_multi_step)",
+            [m for m in measures if m != ("infer", "fp16")],
+            context=spikingjelly_neuron,
+            note="spikingjelly's I-LIF kernels (CUDA/Triton on a GPU); same counts and gradients",
         )
 
         compiled = {}

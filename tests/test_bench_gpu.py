@@ -88,3 +88,19 @@ def test_unknown_device_is_a_one_line_error():
 def test_cuda_without_cuda_is_a_one_line_error():
     error = _one_line_error(_run("--device", "cuda", timeout=120))
     assert error.startswith("gpu.py: error: --device cuda: CUDA is not available here")
+
+
+def test_cpu_run_of_the_ablations_fills_every_variant_row():
+    """The variants of the CUDA path (layouts, saved counts, neurons) run on a CPU too; only the
+    CUDA-only ones (child processes for cuDNN settings, the profile, CUDA graphs) are left out."""
+    r = _run("--device", "cpu", "--imgsz", "64", "--batch", "2", "--scales", "n", "--models", "spikeyolo",
+             "--precisions", "fp32", "--infer-batches", "2", "--repeats", "1", "--warmup", "0", "--threads", "2",
+             "--ablations", "--ablation-budget", "40", "--variant-limit", "12", "--no-profile", timeout=240)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stdout[-2000:] + r.stderr[-3000:]
+    rows = {_cells(line)[0]: _cells(line) for line in r.stdout.split("# Summary")[1].splitlines()
+            if line.startswith("| ")}
+    for variant in ("baseline (main table)", "depthwise 7×7 channels-last in fp32 training",
+                    "counts kept as fp32 (uint8 off)", "channels-first layout", "neuron compiled (clamp+round+mask)",
+                    "neuron from spikingjelly (ilif_multi_step)"):
+        assert float(rows[variant][1]) > 0, rows.get(variant)  # train fp32 ms
+    assert rows["baseline (main table)"][-1].startswith("channels-last, depthwise 7×7 channels-last in fp32 training")

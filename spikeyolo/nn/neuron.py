@@ -80,7 +80,9 @@ class ILIF(base.MemoryModule):
     - ONNX: inference traces to ``Clip``/``Round``; ILIFNode's custom op ``sj_ilif::forward`` cannot export.
     - Deep copy: with ``carry_state = False`` no graph-attached ``v`` remains; ILIFNode's makes deepcopy raise.
     - CUDA: eager, not compiled: ``torch.compile`` of clamp + round + mask made SpikeYOLO-s's training step
-      slower on an H200 (227.2 against 159.2 ms fp32, batch 16, 640 px; ``bench/gpu.py``).
+      slower on an H200 (227.2 against 159.2 ms fp32, batch 16, 640 px; ``bench/gpu.py``). spikingjelly's
+      own CUDA/Triton I-LIF kernels (what ``ILIFNode`` runs on a GPU) are not measured there yet:
+      ``bench/gpu.py``'s row "neuron from spikingjelly".
     """
 
     def __init__(self, max_count: int = 4, decay: float = 0.25, input_scale: float = 1.0, step_mode: str = "m"):
