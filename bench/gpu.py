@@ -39,7 +39,7 @@ compiled into one kernel (``torch.compile`` of ``quantize_count``); the neuron's
 spikingjelly's I-LIF kernels (``functional.ilif_multi_step``); CUDA graphs for batch-1 fused
 inference (SpikeYOLO and YOLOv8); the whole model compiled (``torch.compile(model)`` as
 bench/compile.py does; the first calls are the compile times), which gets whatever budget is
-left. The baseline row is the main table's when it has one.
+left (``--no-compile-model`` leaves it out). The baseline row is the main table's when it has one.
 """
 
 from __future__ import annotations
@@ -928,13 +928,14 @@ class Ablations:
             graphs(bench, self.budget, self.scale, self.fused, args.imgsz)
             say("", ABLATION_HEADER)
             bench.rec.ablation_rows.append(ABLATION_HEADER)
-        self.variant(
-            "model compiled (torch.compile)",
-            sorted(measures, key=lambda m: m[1] != "fp32"),
-            model_compiled,
-            note="first calls = compile time",
-            last=True,
-        )
+        if args.compile_model:
+            self.variant(
+                "model compiled (torch.compile)",
+                sorted(measures, key=lambda m: m[1] != "fp32"),
+                model_compiled,
+                note="first calls = compile time",
+                last=True,
+            )
         compiled.clear()
         with contextlib.suppress(Exception):
             torch._dynamo.reset()
@@ -1078,6 +1079,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="torch.backends.cudnn.benchmark (default on)",
+    )
+    parser.add_argument(
+        "--compile-model",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="end the ablations with the whole model compiled, on the budget left (default on)",
     )
     parser.add_argument(
         "--deterministic",
