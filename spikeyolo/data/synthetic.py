@@ -42,7 +42,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from ..utils.staging import write_directory
+from ..utils.staging import holds, write_directory
 
 __all__ = ["DEFAULT_CLASSES", "DIFFICULTIES", "SUPPORTED_SHAPES", "Difficulty", "default_dataset", "generate_dataset"]
 
@@ -386,13 +386,6 @@ def _validated_params(
     }
 
 
-def _is_complete(root: Path, params: dict[str, Any]) -> bool:
-    try:
-        return json.loads((root / _MARKER).read_text(encoding="utf-8")) == params
-    except (OSError, ValueError):
-        return False
-
-
 def _write_data_yaml(directory: Path, root: Path, classes: Sequence[str]) -> None:
     content = {"path": str(root), "train": "images/train", "val": "images/val", "names": dict(enumerate(classes))}
     with open(directory / "data.yaml", "w", encoding="utf-8") as f:
@@ -414,7 +407,7 @@ def _repoint_if_moved(root: Path, classes: Sequence[str]) -> None:
 
 
 def _write_contents(directory: Path, root: Path, params: dict[str, Any], progress: bool) -> None:
-    """Render every split into `directory`, which will later be renamed to `root`; marker last."""
+    """Render every split into `directory`, which will later be renamed to `root`."""
     counts = {"train": params["n_train"], "val": params["n_val"]}
     with tqdm(total=sum(counts.values()), desc=f"Generating {root.name}", disable=not progress) as bar:
         for split_index, split in enumerate(_SPLITS):
@@ -432,7 +425,6 @@ def _write_contents(directory: Path, root: Path, params: dict[str, Any], progres
                     f.write(_format_labels(labels))
                 bar.update()
     _write_data_yaml(directory, root, params["classes"])
-    (directory / _MARKER).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def generate_dataset(
@@ -469,7 +461,7 @@ def generate_dataset(
     """
     params = _validated_params(n_train, n_val, imgsz, seed, classes, difficulty)
     root = Path(root).expanduser().resolve()
-    if _is_complete(root, params):
+    if holds(root, _MARKER, params):
         _repoint_if_moved(root, params["classes"])
         return root / "data.yaml"
     occupied = root.exists() and (not root.is_dir() or any(root.iterdir()))
@@ -479,8 +471,7 @@ def generate_dataset(
             "refusing to touch it. Choose another directory or pass overwrite=True to replace it."
         )
 
-    write_directory(root, lambda staging: _write_contents(staging, root, params, progress),
-                    lambda: _is_complete(root, params))
+    write_directory(root, lambda staging: _write_contents(staging, root, params, progress), _MARKER, params)
     return root / "data.yaml"
 
 

@@ -28,14 +28,13 @@ Layout written by :func:`generate_recordings` (the Gen1 download's layout)::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from ultralytics.utils import TQDM
 
-from ..utils.staging import write_directory
+from ..utils.staging import holds, write_directory
 from .dat import EVENT_DTYPE, GEN1_SENSOR, write_dat
 from .labels import BOX_DTYPE, write_boxes
 
@@ -231,12 +230,6 @@ def generate_recordings(
         raise ValueError("synthetic recordings: " + "; ".join(bad))
     params = {"splits": splits, "seed": seed, **settings.__dict__}
 
-    def finished() -> bool:
-        try:
-            return json.loads((root / _MARKER).read_text()) == params
-        except (OSError, ValueError):
-            return False
-
     def write(directory: Path) -> None:
         jobs = [(s, si, i) for si, (s, n) in enumerate(splits.items()) for i in range(n)]
         for split, si, i in TQDM(jobs, desc="synthetic recordings", disable=not progress):
@@ -244,11 +237,10 @@ def generate_recordings(
             stem = directory / split / f"synth_{seed}_{i:03d}"
             write_dat(f"{stem}_td.dat", events, header={"Date": "synthetic", "Version": "2"})
             write_boxes(f"{stem}_bbox.npy", boxes)
-        (directory / _MARKER).write_text(json.dumps(params, indent=2))
 
-    if finished():
+    if holds(root, _MARKER, params):
         return root
     if root.exists() and any(root.iterdir()) and not overwrite:
         raise FileExistsError(f"{root} is not empty and holds other recordings; choose another folder or overwrite")
-    write_directory(root, write, finished)  # a killed run leaves root as it was: a rerun starts afresh
+    write_directory(root, write, _MARKER, params)  # a killed run leaves root as it was: a rerun starts afresh
     return root
